@@ -1,0 +1,15 @@
+//! Full detection cost: `Detector::detect` (limits only) and `Detector::status` (limits plus
+//! usage at the process's cgroup and at the limiting cgroup), on this machine's real kernel.
+//!
+//! Target (issue #2): under 200 µs in process. Run: `cargo bench -p memguard-benches --bench detection`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+
+fn detection(c: &mut Criterion) {
+    let detector = memguard::Detector::new();
+    c.bench_function("detect (limits)", |b| b.iter(|| detector.detect().expect("detect")));
+    c.bench_function("status (limits + usage)", |b| b.iter(|| detector.status().expect("status")));
+}
+
+criterion_group!(benches, detection);
+criterion_main!(benches);

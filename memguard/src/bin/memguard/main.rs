@@ -1,0 +1,74 @@
+//! `memguard`: report the memory limits and usage of the current container.
+
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// memguard — the real memory limit of this container, and how close the process is to it.
+///
+/// Finds the effective cgroup memory limit (the lowest up the hierarchy, cgroup v1, v2 or
+/// hybrid), the cgroup that sets it, and the working set (usage minus inactive file cache)
+/// the OOM killer effectively compares with it.
+#[derive(Debug, Parser)]
+#[command(name = "memguard", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the limits and usage that apply to this process (or to --pid).
+    ///
+    /// Exits 0 with a report even outside any container; exits 1 with a one-line error only
+    /// when /proc itself (or the process asked for) cannot be read.
+    Status {
+        /// Print one JSON object instead of the human-readable report.
+        #[arg(long)]
+        json: bool,
+        /// Report on this process instead of memguard itself.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// Read /proc and /sys/fs/cgroup under this directory (default: $MEMGUARD_ROOT, else /).
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Status { json, pid, root } => {
+            let mut detector = memguard::Detector::from_env();
+            if let Some(root) = root {
+                detector = detector.with_root(root);
+            }
+            if let Some(pid) = pid {
+                detector = detector.with_pid(pid);
+            }
+            let status = match detector.status() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("memguard: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let out = if json {
+                match serde_json::to_string_pretty(&status) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("memguard: cannot encode the report as JSON: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                report::human(&status, pid)
+            };
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+    }
+}

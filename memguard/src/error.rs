@@ -1,0 +1,55 @@
+//! The error type shared by detection and (later) watching.
+
+use std::io;
+use std::path::PathBuf;
+
+/// What can go wrong while reading the kernel's view of this process's memory.
+///
+/// Detection is deliberately lenient: most problems with a single cgroup file become a
+/// documented fallback recorded in [`Limits::notes`](crate::Limits::notes) rather than an error.
+/// An `Error` is returned where no sensible fallback exists (for example `/proc` itself is
+/// unreadable) and by the low-level readers and parsers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read (missing, permission denied, I/O error).
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file, as seen on this host (including any root prefix).
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A kernel file had content memguard does not understand.
+    #[error("malformed {}: {reason}", path.display())]
+    Malformed {
+        /// The file, as seen on this host (including any root prefix).
+        path: PathBuf,
+        /// What was wrong, including the offending text where short.
+        reason: String,
+    },
+    /// `/proc` (or the configured root's `proc`) cannot be read at all.
+    #[error("/proc is not readable at {}: {source}", path.display())]
+    ProcUnavailable {
+        /// The path that failed.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    /// True when the error means "the file does not exist" (as opposed to unreadable or malformed).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
+    }
+
+    pub(crate) fn malformed(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Malformed { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// Shorthand for `std::result::Result<T, memguard::Error>`.
+pub type Result<T> = std::result::Result<T, Error>;

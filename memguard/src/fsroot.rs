@@ -1,0 +1,94 @@
+//! Where memguard reads the kernel's files from: `/` normally, a fixture tree in tests.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Name of the environment variable that sets the root prefix (see [`FsRoot::from_env`]).
+pub const ROOT_ENV: &str = "MEMGUARD_ROOT";
+
+/// A root prefix under which absolute kernel paths (`/proc/...`, `/sys/fs/cgroup/...`) are read.
+///
+/// Every parser is exercised on fixture trees by pointing an `FsRoot` at a directory that
+/// mimics `/proc` and `/sys/fs/cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsRoot {
+    root: PathBuf,
+}
+
+impl Default for FsRoot {
+    fn default() -> Self {
+        FsRoot { root: PathBuf::from("/") }
+    }
+}
+
+impl FsRoot {
+    /// Read from `root` instead of `/`.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        FsRoot { root: root.into() }
+    }
+
+    /// `$MEMGUARD_ROOT` if set and non-empty, otherwise `/`.
+    pub fn from_env() -> Self {
+        match std::env::var_os(ROOT_ENV) {
+            Some(v) if !v.is_empty() => FsRoot::new(v),
+            _ => FsRoot::default(),
+        }
+    }
+
+    /// The root prefix.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Map an absolute kernel path to where it lives under this root.
+    ///
+    /// `..` components are dropped rather than followed, so a hostile path can never
+    /// leave the root.
+    pub fn path(&self, abs: impl AsRef<Path>) -> PathBuf {
+        let mut out = self.root.clone();
+        for c in abs.as_ref().components() {
+            if let Component::Normal(part) = c {
+                out.push(part);
+            }
+        }
+        out
+    }
+
+    /// Read a whole (small) kernel file as text.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming the file as seen on this host.
+    pub fn read(&self, abs: impl AsRef<Path>) -> Result<String> {
+        let p = self.path(abs);
+        fs::read(&p)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .map_err(|source| Error::Io { path: p, source })
+    }
+
+    /// True if the file or directory exists under this root.
+    pub fn exists(&self, abs: impl AsRef<Path>) -> bool {
+        self.path(abs).exists()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_absolute_paths_under_the_root_and_ignores_dotdot() {
+        let r = FsRoot::new("/fixture");
+        assert_eq!(r.path("/proc/self/cgroup"), PathBuf::from("/fixture/proc/self/cgroup"));
+        assert_eq!(r.path("/sys/../../etc"), PathBuf::from("/fixture/sys/etc"));
+        assert_eq!(FsRoot::default().path("/proc"), PathBuf::from("/proc"));
+    }
+
+    #[test]
+    fn missing_file_is_a_typed_not_found_error() {
+        let err = FsRoot::new("/nonexistent-memguard-root").read("/proc/meminfo").unwrap_err();
+        assert!(err.is_not_found(), "{err}");
+        assert!(err.to_string().contains("/nonexistent-memguard-root/proc/meminfo"));
+    }
+}

@@ -1,0 +1,42 @@
+//! # memguard
+//!
+//! An embeddable, in-process memory guard for services running in containers. It finds the
+//! container's *real* memory limit — the lowest cgroup limit up the hierarchy, on cgroup v1,
+//! v2 and hybrid hosts, nested and namespaced — and compares it with the right number: the
+//! working set (`usage - inactive_file`), the figure the OOM killer effectively acts on.
+//!
+//! This release covers detection ([`Detector`], [`Limits`], [`Usage`], [`Status`]) and the
+//! `memguard` CLI. Watching kernel notifications, pressure levels, the soft-limit budget and
+//! shedding build on it.
+//!
+//! ```
+//! let status = memguard::Detector::from_env().status()?;
+//! println!("{} limit={:?} working set={:?}", status.limits.cgroup.as_str(),
+//!          status.limits.limit_bytes, status.working_set_bytes);
+//! # Ok::<(), memguard::Error>(())
+//! ```
+//!
+//! Detection reads through a root prefix ([`FsRoot`], `MEMGUARD_ROOT`), so every parser is
+//! tested on fixture trees; problems with single cgroup files become documented fallbacks
+//! listed in [`Limits::notes`], never panics.
+#![warn(missing_docs)]
+#![deny(unsafe_code)]
+
+pub mod cgroup;
+mod detect;
+mod error;
+mod fsroot;
+mod limits;
+pub mod parse;
+mod qos;
+mod status;
+
+pub use detect::Detector;
+pub use error::{Error, Result};
+pub use fsroot::{FsRoot, ROOT_ENV};
+pub use limits::{CgroupVersion, Limits, Usage, UsageSource};
+pub use qos::QosClass;
+pub use status::{SourceStatus, Status};
+
+/// memguard's version (the crate version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
