@@ -1,0 +1,13 @@
+#![no_main]
+//! Single-value and key-value cgroup/proc files: never panic.
+use libfuzzer_sys::fuzz_target;
+use memguard::parse::{meminfo, memory_stat, oom_score_adj, value};
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = value::parse_limit(&text);
+    let _ = value::parse_u64(&text);
+    let _ = memory_stat::parse(&text).inactive_file();
+    let _ = meminfo::parse(&text);
+    let _ = oom_score_adj::parse(&text);
+});

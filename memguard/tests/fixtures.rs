@@ -1,0 +1,545 @@
+//! Detection on fixture trees: each test builds a miniature `/proc` + `/sys/fs/cgroup` under a
+//! temporary root and runs the real detector on it (`Detector::with_root`).
+//!
+//! The layouts reproduce what the field runs (Kubernetes cgroupfs and systemd drivers, Docker
+//! with and without cgroup namespaces, hybrid hosts) and the lines earlier detectors broke on:
+//! OpenJDK (colons in systemd scope names, a process moved outside its mount root, the same
+//! controller mounted twice, `/..` paths from namespaces), automemlimit (hybrid hosts whose
+//! unified tree has no memory controller) and .NET (a process in the v2 root cgroup with no
+//! `memory.max`, unlimited v1 sentinels).
+
+use std::fs;
+use std::path::Path;
+
+use memguard::{CgroupVersion, Detector, Error, Limits, QosClass};
+
+const GIB: u64 = 1 << 30;
+const MIB: u64 = 1 << 20;
+const HOST_KB: u64 = 16 * 1024 * 1024; // a 16 GiB host
+const V1_UNLIMITED: &str = "9223372036854771712";
+
+const MOUNT_V1_MEMORY: &str = "35 31 0:32 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory";
+const MOUNT_V1_CPU: &str = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:11 - cgroup cgroup rw,cpu,cpuacct";
+const MOUNT_V2: &str = "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot";
+const MOUNT_UNIFIED: &str = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:5 - cgroup2 cgroup2 rw";
+
+/// A fixture tree under a temporary directory.
+struct Tree {
+    dir: tempfile::TempDir,
+}
+
+impl Tree {
+    fn new() -> Self {
+        let t = Tree { dir: tempfile::tempdir().expect("tempdir") };
+        t.file("/proc/meminfo", &format!("MemTotal:       {HOST_KB} kB\nMemFree: 1000 kB\nMemAvailable:   {} kB\n", HOST_KB / 2));
+        t.file("/proc/self/oom_score_adj", "0\n");
+        t
+    }
+
+    fn file(&self, abs: &str, content: &str) -> &Self {
+        let p = self.dir.path().join(abs.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, content).expect("write");
+        self
+    }
+
+    fn cgroup_file(&self, dir: &str, name: &str, content: &str) -> &Self {
+        self.file(&format!("{dir}/{name}"), content)
+    }
+
+    fn proc_cgroup(&self, text: &str) -> &Self {
+        self.file("/proc/self/cgroup", text)
+    }
+
+    fn mountinfo(&self, lines: &[&str]) -> &Self {
+        let mut text = String::from("23 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n");
+        text.push_str("31 23 0:28 / /sys/fs/cgroup rw,relatime shared:2 - tmpfs tmpfs rw,mode=755\n");
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        self.file("/proc/self/mountinfo", &text)
+    }
+
+    /// A v1 memory cgroup directory with usage files.
+    fn v1_dir(&self, dir: &str, limit: &str) -> &Self {
+        self.cgroup_file(dir, "memory.limit_in_bytes", limit);
+        self.cgroup_file(dir, "memory.soft_limit_in_bytes", V1_UNLIMITED);
+        self.cgroup_file(dir, "memory.usage_in_bytes", &(300 * MIB).to_string());
+        self.cgroup_file(dir, "memory.max_usage_in_bytes", &(400 * MIB).to_string());
+        self.cgroup_file(
+            dir,
+            "memory.stat",
+            &format!("cache 104857600\ninactive_file 10485760\ntotal_inactive_file {}\nhierarchical_memory_limit {V1_UNLIMITED}\n", 100 * MIB),
+        )
+    }
+
+    /// A v2 cgroup directory (non-root) with usage files.
+    fn v2_dir(&self, dir: &str, max: &str) -> &Self {
+        self.cgroup_file(dir, "cgroup.controllers", "cpuset cpu io memory pids\n");
+        self.cgroup_file(dir, "cgroup.type", "domain\n");
+        self.cgroup_file(dir, "memory.max", max);
+        self.cgroup_file(dir, "memory.high", "max\n");
+        self.cgroup_file(dir, "memory.swap.max", "max\n");
+        self.cgroup_file(dir, "memory.current", &(300 * MIB).to_string());
+        self.cgroup_file(dir, "memory.peak", &(500 * MIB).to_string());
+        self.cgroup_file(dir, "memory.stat", &format!("anon 1000\nfile 2000\ninactive_file {}\nactive_file 5\n", 50 * MIB))
+    }
+
+    /// The v2 root cgroup: no memory.max, memory.current, cgroup.type.
+    fn v2_root(&self, dir: &str) -> &Self {
+        self.cgroup_file(dir, "cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n");
+        self.cgroup_file(dir, "memory.stat", "anon 1\ninactive_file 0\n")
+    }
+
+    fn detect(&self) -> Limits {
+        Detector::new().with_root(self.dir.path()).detect().expect("detect")
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn v1_host_tree(path: &str) -> Tree {
+    let t = Tree::new();
+    t.proc_cgroup(&format!("12:pids:/\n11:memory:{path}\n4:cpu,cpuacct:/\n1:name=systemd:/init.scope\n0::/init.scope\n"));
+    t.mountinfo(&[MOUNT_V1_CPU, MOUNT_V1_MEMORY, MOUNT_UNIFIED]);
+    t.cgroup_file("/sys/fs/cgroup/unified", "cgroup.controllers", "");
+    t
+}
+
+fn assert_note(l: &Limits, needle: &str) {
+    assert!(l.notes.iter().any(|n| n.contains(needle)), "no note containing {needle:?} in {:#?}", l.notes);
+}
+
+// ---------------------------------------------------------------- cgroup v1 ----
+
+#[test]
+fn v1_no_limit_anywhere_is_none_not_hidden() {
+    let t = v1_host_tree("/process_api/abc");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/process_api", V1_UNLIMITED);
+    t.v1_dir("/sys/fs/cgroup/memory/process_api/abc", V1_UNLIMITED);
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::V1);
+    assert_eq!(l.cgroup_path.as_deref(), Some("/process_api/abc"));
+    assert_eq!(l.limit_bytes, None);
+    assert!(!l.limit_maybe_hidden);
+    assert!(l.notes.is_empty(), "{:?}", l.notes);
+}
+
+#[test]
+fn v1_limit_on_own_cgroup() {
+    let t = v1_host_tree("/docker/c1");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/docker", V1_UNLIMITED);
+    t.v1_dir("/sys/fs/cgroup/memory/docker/c1", &(512 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(512 * MIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/docker/c1"));
+    assert_eq!(l.limit_dir.as_deref(), Some("/sys/fs/cgroup/memory/docker/c1"));
+}
+
+#[test]
+fn v1_pod_level_limit_above_container_cgroup() {
+    let t = v1_host_tree("/kubepods/burstable/pod1/c1");
+    for d in ["", "/kubepods", "/kubepods/burstable", "/kubepods/burstable/pod1/c1"] {
+        t.v1_dir(&format!("/sys/fs/cgroup/memory{d}"), V1_UNLIMITED);
+    }
+    t.v1_dir("/sys/fs/cgroup/memory/kubepods/burstable/pod1", &GIB.to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(GIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/kubepods/burstable/pod1"));
+}
+
+#[test]
+fn v1_tightest_intermediate_limit_wins_and_ties_go_to_the_nearest() {
+    let t = v1_host_tree("/a/b/c");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/a", &(2 * GIB).to_string());
+    t.v1_dir("/sys/fs/cgroup/memory/a/b", &GIB.to_string()).v1_dir("/sys/fs/cgroup/memory/a/b/c", &(3 * GIB).to_string());
+    assert_eq!(t.detect().limit_cgroup.as_deref(), Some("/a/b"));
+    t.v1_dir("/sys/fs/cgroup/memory/a/b/c", &GIB.to_string());
+    assert_eq!(t.detect().limit_cgroup.as_deref(), Some("/a/b/c"));
+}
+
+#[test]
+fn v1_limit_above_physical_ram_is_no_limit() {
+    let t = v1_host_tree("/big");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/big", &(64 * GIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, None);
+    assert_note(&l, "not below host memory");
+}
+
+#[test]
+fn v1_docker_without_cgroupns_mount_root_is_the_container() {
+    // Docker (cgroup v1, no cgroupns): the container sees its own cgroup at the mount point.
+    let t = Tree::new();
+    t.proc_cgroup("11:memory:/docker/0123abcd\n4:cpu,cpuacct:/docker/0123abcd\n1:name=systemd:/docker/0123abcd\n");
+    t.mountinfo(&[
+        "35 31 0:32 /docker/0123abcd /sys/fs/cgroup/memory ro,nosuid,nodev,noexec,relatime master:14 - cgroup cgroup rw,memory",
+    ]);
+    t.v1_dir("/sys/fs/cgroup/memory", &(256 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.cgroup_dir.as_deref(), Some("/sys/fs/cgroup/memory"));
+    assert_eq!(l.limit_bytes, Some(256 * MIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/docker/0123abcd"));
+}
+
+#[test]
+fn v1_limit_set_above_namespace_root_is_found_through_hierarchical_memory_limit() {
+    // A private cgroup namespace: the process sees itself at `/`; only memory.stat reveals the pod limit.
+    let t = Tree::new();
+    t.proc_cgroup("11:memory:/\n");
+    t.mountinfo(&[MOUNT_V1_MEMORY]);
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED);
+    t.cgroup_file("/sys/fs/cgroup/memory", "memory.stat", &format!("total_inactive_file 0\nhierarchical_memory_limit {}\n", 768 * MIB));
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(768 * MIB));
+    assert_eq!(l.limit_cgroup, None);
+    assert!(!l.limit_maybe_hidden);
+    assert_note(&l, "above the");
+}
+
+#[test]
+fn v1_namespaced_without_hierarchical_limit_is_maybe_hidden() {
+    let t = Tree::new();
+    t.proc_cgroup("11:memory:/\n");
+    t.mountinfo(&[MOUNT_V1_MEMORY]);
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED);
+    t.cgroup_file("/sys/fs/cgroup/memory", "memory.stat", "total_inactive_file 0\n");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, None);
+    assert!(l.limit_maybe_hidden);
+}
+
+#[test]
+fn v1_systemd_driver_scope_with_colons_in_path() {
+    let path = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice/cri-containerd:7b3f:e4a1.scope";
+    let t = v1_host_tree(path);
+    let base = "/sys/fs/cgroup/memory";
+    t.v1_dir(base, V1_UNLIMITED);
+    t.v1_dir(&format!("{base}/kubepods.slice"), V1_UNLIMITED);
+    t.v1_dir(&format!("{base}/kubepods.slice/kubepods-burstable.slice"), V1_UNLIMITED);
+    t.v1_dir(&format!("{base}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice"), &(640 * MIB).to_string());
+    t.v1_dir(&format!("{base}{path}"), V1_UNLIMITED);
+    let l = t.detect();
+    assert_eq!(l.cgroup_path.as_deref(), Some(path));
+    assert_eq!(l.limit_bytes, Some(640 * MIB));
+    assert_eq!(
+        l.limit_cgroup.as_deref(),
+        Some("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice")
+    );
+}
+
+#[test]
+fn v1_memory_comounted_with_other_controllers() {
+    let t = Tree::new();
+    t.proc_cgroup("5:memory,hugetlb:/job\n4:cpu,cpuacct:/job\n");
+    t.mountinfo(&[MOUNT_V1_CPU, "36 31 0:33 / /sys/fs/cgroup/memory,hugetlb rw,relatime - cgroup cgroup rw,memory,hugetlb"]);
+    t.v1_dir("/sys/fs/cgroup/memory,hugetlb", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory,hugetlb/job", &GIB.to_string());
+    let l = t.detect();
+    assert_eq!(l.mount_point.as_deref(), Some("/sys/fs/cgroup/memory,hugetlb"));
+    assert_eq!(l.limit_bytes, Some(GIB));
+}
+
+#[test]
+fn v1_same_controller_mounted_twice_prefers_the_mount_showing_most_ancestors() {
+    // A bind mount of the container's own cgroup elsewhere must not cut the walk short.
+    let t = v1_host_tree("/pod/c1");
+    t.mountinfo(&[
+        "50 23 0:32 /pod/c1 /run/agent/memory rw,relatime - cgroup cgroup rw,memory",
+        MOUNT_V1_MEMORY,
+    ]);
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", &(900 * MIB).to_string());
+    t.v1_dir("/sys/fs/cgroup/memory/pod/c1", V1_UNLIMITED);
+    t.v1_dir("/run/agent/memory", V1_UNLIMITED);
+    let l = t.detect();
+    assert_eq!(l.mount_point.as_deref(), Some("/sys/fs/cgroup/memory"));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/pod"));
+}
+
+#[test]
+fn v1_process_moved_outside_its_mount_root_falls_back_to_the_mount_point() {
+    // The mount shows /docker/a, but the process has since been moved to /docker/b.
+    let t = Tree::new();
+    t.proc_cgroup("11:memory:/docker/b\n");
+    t.mountinfo(&["35 31 0:32 /docker/a /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory"]);
+    t.v1_dir("/sys/fs/cgroup/memory", &(128 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.cgroup_path.as_deref(), Some("/docker/b"));
+    assert_eq!(l.cgroup_dir.as_deref(), Some("/sys/fs/cgroup/memory"));
+    assert_eq!(l.limit_bytes, Some(128 * MIB));
+    assert_note(&l, "outside the root /docker/a");
+}
+
+#[test]
+fn v1_octal_escaped_mount_point() {
+    let t = Tree::new();
+    t.proc_cgroup("11:memory:/svc\n");
+    t.mountinfo(&[r"35 31 0:32 / /sys/fs/cgroup/my\040memory rw,relatime - cgroup cgroup rw,memory"]);
+    t.v1_dir("/sys/fs/cgroup/my memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/my memory/svc", &(300 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_dir.as_deref(), Some("/sys/fs/cgroup/my memory/svc"));
+}
+
+#[test]
+fn v1_swap_allowance_from_memsw() {
+    let t = v1_host_tree("/svc");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/svc", &GIB.to_string());
+    t.cgroup_file("/sys/fs/cgroup/memory/svc", "memory.memsw.limit_in_bytes", &(3 * GIB / 2).to_string());
+    t.cgroup_file("/sys/fs/cgroup/memory/svc", "memory.soft_limit_in_bytes", &(700 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.swap_limit_bytes, Some(GIB / 2));
+    assert_eq!(l.high_bytes, Some(700 * MIB));
+}
+
+#[test]
+fn hybrid_host_with_empty_unified_tree_uses_v1() {
+    // The machines memguard is developed on: memory on v1, cgroup2 at /sys/fs/cgroup/unified without it.
+    let t = v1_host_tree("/process_api/x");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/process_api", &(2 * GIB).to_string());
+    t.v1_dir("/sys/fs/cgroup/memory/process_api/x", V1_UNLIMITED);
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::V1);
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/process_api"));
+}
+
+#[test]
+fn usage_and_working_set_at_own_and_limiting_cgroup() {
+    let t = v1_host_tree("/pod/c1");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", &GIB.to_string());
+    t.v1_dir("/sys/fs/cgroup/memory/pod/c1", V1_UNLIMITED);
+    t.cgroup_file("/sys/fs/cgroup/memory/pod", "memory.usage_in_bytes", &(600 * MIB).to_string());
+    let s = Detector::new().with_root(t.root()).status().expect("status");
+    assert_eq!(s.usage_bytes, Some(300 * MIB));
+    assert_eq!(s.working_set_bytes, Some(200 * MIB)); // 300 MiB - total_inactive_file 100 MiB
+    assert_eq!(s.peak_bytes, Some(400 * MIB));
+    assert_eq!(s.limit_usage_bytes, Some(600 * MIB));
+    assert_eq!(s.limit_working_set_bytes, Some(500 * MIB));
+    assert_eq!(s.headroom_bytes, Some(GIB - 500 * MIB));
+}
+
+// ---------------------------------------------------------------- cgroup v2 ----
+
+fn v2_tree(path: &str) -> Tree {
+    let t = Tree::new();
+    t.proc_cgroup(&format!("0::{path}\n"));
+    t.mountinfo(&[MOUNT_V2]);
+    t.v2_root("/sys/fs/cgroup");
+    t
+}
+
+#[test]
+fn v2_systemd_slice_limit() {
+    let t = v2_tree("/system.slice/app.service");
+    t.v2_dir("/sys/fs/cgroup/system.slice", &(4 * GIB).to_string()).v2_dir("/sys/fs/cgroup/system.slice/app.service", "max\n");
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::V2);
+    assert_eq!(l.limit_bytes, Some(4 * GIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/system.slice"));
+    assert!(!l.limit_maybe_hidden, "{:?}", l.notes);
+}
+
+#[test]
+fn v2_kubernetes_pod_limit_tighter_than_container_limit() {
+    let pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podab12.slice";
+    let t = v2_tree(&format!("{pod}/cri-containerd-99.scope"));
+    t.v2_dir("/sys/fs/cgroup/kubepods.slice", "max\n").v2_dir("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice", "max\n");
+    t.v2_dir(&format!("/sys/fs/cgroup{pod}"), &(512 * MIB).to_string());
+    t.v2_dir(&format!("/sys/fs/cgroup{pod}/cri-containerd-99.scope"), &GIB.to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(512 * MIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some(pod));
+}
+
+#[test]
+fn v2_memory_high_and_swap() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    t.cgroup_file("/sys/fs/cgroup/app", "memory.high", &(800 * MIB).to_string());
+    t.cgroup_file("/sys/fs/cgroup/app", "memory.swap.max", "0\n");
+    let l = t.detect();
+    assert_eq!(l.high_bytes, Some(800 * MIB));
+    assert_eq!(l.high_cgroup.as_deref(), Some("/app"));
+    assert_eq!(l.swap_limit_bytes, Some(0));
+}
+
+#[test]
+fn v2_process_in_root_cgroup_has_no_limit_and_host_usage() {
+    // .NET read a missing memory.max at the root as an error; it is simply "no limit".
+    let t = v2_tree("/");
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::V2);
+    assert_eq!(l.limit_bytes, None);
+    assert!(!l.limit_maybe_hidden);
+    let s = Detector::new().with_root(t.root()).status().expect("status");
+    assert_eq!(s.usage_bytes, Some(HOST_KB / 2 * 1024));
+    assert_note(&s.limits, "usage shown is host-wide");
+}
+
+#[test]
+fn v2_private_namespace_without_visible_limit_is_maybe_hidden_not_unlimited() {
+    // `0::/` inside a private cgroup namespace: the mount root is the container's own cgroup.
+    let t = Tree::new();
+    t.proc_cgroup("0::/\n");
+    t.mountinfo(&["29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw"]);
+    t.v2_dir("/sys/fs/cgroup", "max\n");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, None);
+    assert!(l.limit_maybe_hidden);
+    assert_note(&l, "cannot be seen");
+}
+
+#[test]
+fn v2_private_namespace_with_own_limit() {
+    let t = Tree::new();
+    t.proc_cgroup("0::/\n");
+    t.mountinfo(&["29 23 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw"]);
+    t.v2_dir("/sys/fs/cgroup", &(256 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(256 * MIB));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/"));
+    assert!(l.limit_maybe_hidden, "a tighter pod limit could sit above the namespace root");
+}
+
+#[test]
+fn v2_dotdot_path_outside_namespace_falls_back() {
+    // A process whose cgroup is outside the reader's namespace shows `/../..`.
+    let t = Tree::new();
+    t.proc_cgroup("0::/../../system.slice/other.service\n");
+    t.mountinfo(&[MOUNT_V2]);
+    t.v2_dir("/sys/fs/cgroup", &(300 * MIB).to_string());
+    let l = t.detect();
+    assert_eq!(l.cgroup_dir.as_deref(), Some("/sys/fs/cgroup"));
+    assert_eq!(l.limit_bytes, Some(300 * MIB));
+    assert!(l.limit_maybe_hidden);
+    assert_note(&l, "outside the root");
+}
+
+#[test]
+fn v2_host_with_stray_v1_lines() {
+    // A v2 host where a v1 named hierarchy and a stray memory line remain (no v1 memory mount).
+    let t = Tree::new();
+    t.proc_cgroup("7:memory:/\n1:name=systemd:/user.slice\n0::/user.slice/session-1.scope\n");
+    t.mountinfo(&[MOUNT_V2, "40 31 0:40 / /run/systemd/v1 rw - cgroup cgroup rw,name=systemd"]);
+    t.v2_dir("/sys/fs/cgroup/user.slice", &(2 * GIB).to_string());
+    t.v2_dir("/sys/fs/cgroup/user.slice/session-1.scope", "max\n");
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::V2);
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/user.slice"));
+    assert_note(&l, "no v1 memory hierarchy is mounted");
+}
+
+#[test]
+fn v2_mounted_twice_prefers_the_full_tree() {
+    let t = v2_tree("/app/worker");
+    t.mountinfo(&["60 23 0:26 /app /mnt/app-cgroup rw - cgroup2 cgroup2 rw", MOUNT_V2]);
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string()).v2_dir("/sys/fs/cgroup/app/worker", "max\n");
+    t.v2_dir("/mnt/app-cgroup", &GIB.to_string()).v2_dir("/mnt/app-cgroup/worker", "max\n");
+    let l = t.detect();
+    assert_eq!(l.mount_point.as_deref(), Some("/sys/fs/cgroup"));
+    assert!(!l.limit_maybe_hidden);
+}
+
+#[test]
+fn v2_without_memory_controller_is_none() {
+    let t = Tree::new();
+    t.proc_cgroup("0::/job\n");
+    t.mountinfo(&[MOUNT_V2]);
+    t.cgroup_file("/sys/fs/cgroup/job", "cgroup.controllers", "cpu pids\n");
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::None);
+    assert_note(&l, "memory controller is not enabled");
+}
+
+#[test]
+fn v2_working_set_subtracts_inactive_file() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    let s = Detector::new().with_root(t.root()).status().expect("status");
+    assert_eq!(s.usage_bytes, Some(300 * MIB));
+    assert_eq!(s.working_set_bytes, Some(250 * MIB));
+    assert_eq!(s.peak_bytes, Some(500 * MIB));
+    let f = s.used_fraction.expect("fraction");
+    assert!((f - 250.0 / 1024.0).abs() < 1e-9);
+}
+
+// ------------------------------------------------------------- malformed input ----
+
+#[test]
+fn malformed_limit_file_is_skipped_with_a_note() {
+    let t = v2_tree("/a/b");
+    t.v2_dir("/sys/fs/cgroup/a", &GIB.to_string()).v2_dir("/sys/fs/cgroup/a/b", "lots\n");
+    let l = t.detect();
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/a"));
+    assert_note(&l, "malformed");
+}
+
+#[test]
+fn malformed_proc_lines_are_skipped_with_notes() {
+    let t = v2_tree("/a");
+    t.proc_cgroup("garbage line\n0::/a\n");
+    t.file(
+        "/proc/self/mountinfo",
+        &format!("this is not a mount\n{MOUNT_V2}\n"),
+    );
+    t.v2_dir("/sys/fs/cgroup/a", &GIB.to_string());
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(GIB));
+    assert_note(&l, "skipped /proc/self/cgroup line 1");
+    assert_note(&l, "skipped /proc/self/mountinfo line 1");
+}
+
+#[test]
+fn missing_proc_cgroup_means_no_cgroup() {
+    let t = Tree::new();
+    let l = t.detect();
+    assert_eq!(l.cgroup, CgroupVersion::None);
+    assert_eq!(l.host_total_bytes, Some(HOST_KB * 1024));
+    assert_note(&l, "host memory is the only limit");
+    let s = Detector::new().with_root(t.root()).status().expect("status");
+    assert_eq!(s.usage_bytes, Some(HOST_KB / 2 * 1024));
+}
+
+#[test]
+fn missing_proc_is_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Detector::new().with_root(dir.path()).detect().unwrap_err();
+    assert!(matches!(err, Error::ProcUnavailable { .. }), "{err:?}");
+}
+
+#[test]
+fn unknown_pid_is_an_error_but_own_process_is_lenient() {
+    let t = Tree::new();
+    let err = Detector::new().with_root(t.root()).with_pid(4242).detect().unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
+
+#[test]
+fn oom_score_adj_gives_qos_class() {
+    let t = Tree::new();
+    for (adj, class) in [("-997", Some(QosClass::Guaranteed)), ("1000", Some(QosClass::BestEffort)), ("937", Some(QosClass::Burstable)), ("0", None)] {
+        t.file("/proc/self/oom_score_adj", adj);
+        let l = t.detect();
+        assert_eq!(l.qos_class, class, "{adj}");
+    }
+    t.file("/proc/self/oom_score_adj", "high");
+    assert_note(&t.detect(), "oom_score_adj");
+}
+
+#[test]
+fn status_json_has_the_documented_fields() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let v = serde_json::to_value(&s).expect("json");
+    for key in [
+        "cgroup", "cgroup_path", "limit_bytes", "limit_cgroup", "limit_maybe_hidden", "high_bytes",
+        "swap_limit_bytes", "usage_bytes", "working_set_bytes", "host_total_bytes", "oom_score_adj",
+        "qos_class", "sources",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["cgroup"], "v2");
+    assert_eq!(v["limit_bytes"], GIB);
+}
