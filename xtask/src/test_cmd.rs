@@ -1,0 +1,426 @@
+//! `cargo xtask test`: every suite, with counts per suite and one closing line.
+//!
+//! 1. **unit & fixtures** — `cargo test --workspace` (unit tests, fixture trees, parser
+//!    robustness, doc tests, xtask's own tests);
+//! 2. **native cgroup v1** — `memguard/tests/kernel_v1.rs` on this machine's kernel (part of
+//!    the same `cargo test` run, counted apart), then a check that no test cgroup leaked;
+//! 3. **cgroup v2 VM** — `memguard/tests/kernel_v2.rs` inside one throwaway VM boot;
+//! 4. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly).
+//!
+//! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
+//! with the reason.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::vm;
+
+const USAGE: &str = "\
+usage: cargo xtask test [--skip-vm] [--no-fuzz] [--fuzz-secs N]
+
+Runs every test suite of memguard and prints counts per suite, ending with
+`total: N passed, N failed, N skipped`. In CI (CI=true) a suite that cannot run fails.
+";
+
+/// Counts of one suite.
+#[derive(Debug, Default, Clone)]
+struct Suite {
+    name: &'static str,
+    passed: u64,
+    failed: u64,
+    skipped: u64,
+    secs: f64,
+    /// Why the suite did not (fully) run, or extra facts (VM boot time).
+    remark: Option<String>,
+    /// The suite could not run at all.
+    unavailable: bool,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
+}
+
+pub fn main(args: Vec<String>) -> i32 {
+    let mut skip_vm = false;
+    let mut fuzz = true;
+    let mut fuzz_secs = 10u32;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip-vm" => skip_vm = true,
+            "--no-fuzz" => fuzz = false,
+            "--fuzz-secs" => match it.next().and_then(|v| v.parse().ok()) {
+                Some(v) => fuzz_secs = v,
+                None => {
+                    eprintln!("xtask test: --fuzz-secs needs a number of seconds\n{USAGE}");
+                    return 2;
+                }
+            },
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                return 0;
+            }
+            other => {
+                eprintln!("xtask test: unknown argument `{other}`\n{USAGE}");
+                return 2;
+            }
+        }
+    }
+    let root = workspace_root();
+    let ci = in_ci();
+    let mut suites = cargo_test_suites(&root);
+    suites.push(vm_suite(&root, skip_vm));
+    suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
+    report(&suites, ci)
+}
+
+// ------------------------------------------------------------------ cargo test --
+
+fn cargo_test_suites(root: &Path) -> Vec<Suite> {
+    let mut unit = Suite { name: "unit & fixtures", ..Suite::default() };
+    let mut v1 = Suite { name: "native cgroup v1", ..Suite::default() };
+    let v1_ready = v1_capability();
+    let start = Instant::now();
+    banner("cargo test --workspace (unit, fixtures, native cgroup v1)");
+    let (ok, lines) = run_merged(Command::new("cargo").args(["test", "--workspace", "--no-fail-fast"]).current_dir(root));
+    let secs = start.elapsed().as_secs_f64();
+    let mut current = String::new();
+    for line in &lines {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            current = rest.split_whitespace().next().unwrap_or("").to_owned();
+        } else if let Some(rest) = t.strip_prefix("Doc-tests ") {
+            current = format!("doc:{rest}");
+        } else if let Some(counts) = parse_result_line(t) {
+            let target = if current.ends_with("kernel_v1.rs") {
+                &mut v1
+            } else if current.ends_with("kernel_v2.rs") {
+                continue; // ignored on the host by design; run by the VM suite
+            } else {
+                &mut unit
+            };
+            target.passed += counts.0;
+            target.failed += counts.1;
+            target.skipped += counts.2;
+        }
+    }
+    if !ok && unit.failed + v1.failed == 0 {
+        unit.failed += 1;
+        unit.remark = Some("cargo test failed before running tests (build error?)".into());
+    }
+    unit.secs = secs;
+    if let Err(why) = v1_ready {
+        v1.unavailable = true;
+        v1.skipped += v1.passed;
+        v1.passed = 0;
+        v1.remark = Some(why);
+    } else {
+        match leaked_v1_cgroups() {
+            Ok(leaked) if leaked.is_empty() => v1.remark = Some("no test cgroup left behind".into()),
+            Ok(leaked) => {
+                v1.failed += 1;
+                v1.remark = Some(format!("test cgroups left behind: {}", leaked.join(", ")));
+            }
+            Err(e) => v1.remark = Some(format!("leak check failed: {e}")),
+        }
+    }
+    vec![unit, v1]
+}
+
+/// Parse libtest's `test result: ok. 7 passed; 0 failed; 1 ignored; ...` into
+/// `(passed, failed, ignored)`.
+fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
+    let rest = line.strip_prefix("test result: ")?;
+    let mut counts = (0, 0, 0);
+    for part in rest.split(';') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let n = |w: &[&str]| w.iter().rev().nth(1).and_then(|v| v.parse::<u64>().ok());
+        match words.last() {
+            Some(&"passed") => counts.0 = n(&words)?,
+            Some(&"failed") => counts.1 = n(&words)?,
+            Some(&"ignored") => counts.2 = n(&words)?,
+            _ => {}
+        }
+    }
+    Some(counts)
+}
+
+/// The v1 memory cgroup directory of this process, if any.
+fn own_v1_memory_dir() -> Result<PathBuf, String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").map_err(|e| format!("/proc/self/mounts: {e}"))?;
+    let mount = mounts
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == "memory"))
+        .map(|f| PathBuf::from(f[1]))
+        .ok_or("no cgroup v1 memory controller is mounted on this host")?;
+    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+    let path = own
+        .lines()
+        .find_map(|l| {
+            let mut p = l.splitn(3, ':');
+            let (_, c, path) = (p.next()?, p.next()?, p.next()?);
+            c.split(',').any(|c| c == "memory").then(|| path.to_owned())
+        })
+        .ok_or("this process has no v1 memory cgroup")?;
+    Ok(mount.join(path.trim_start_matches('/')))
+}
+
+fn v1_capability() -> Result<(), String> {
+    let dir = own_v1_memory_dir()?;
+    let probe = dir.join(format!("memguard-xtask-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).map_err(|e| format!("cannot create a cgroup under {}: {e}", dir.display()))?;
+    std::fs::remove_dir(&probe).map_err(|e| format!("cannot remove {}: {e}", probe.display()))
+}
+
+fn leaked_v1_cgroups() -> Result<Vec<String>, String> {
+    let dir = own_v1_memory_dir()?;
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("memguard-test-"))
+        .collect())
+}
+
+// ----------------------------------------------------------------------- VM ----
+
+const VM_SCRIPT: &str = r#"
+exe="$0"
+"$exe" --include-ignored > "$MEMGUARD_VM_OUT/kernel_v2.log" 2>&1
+rc=$?
+cat "$MEMGUARD_VM_OUT/kernel_v2.log"
+leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
+if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
+exit $rc
+"#;
+
+fn vm_suite(root: &Path, skip: bool) -> Suite {
+    let mut suite = Suite { name: "cgroup v2 VM", ..Suite::default() };
+    if skip {
+        suite.unavailable = true;
+        suite.remark = Some("--skip-vm given".into());
+        return suite;
+    }
+    banner("cgroup v2 suite inside a throwaway VM");
+    let start = Instant::now();
+    let exe = match build_test_binary(root, "memguard", "kernel_v2") {
+        Ok(exe) => exe,
+        Err(e) => {
+            suite.failed = 1;
+            suite.remark = Some(e);
+            return suite;
+        }
+    };
+    let mut opts = vm::VmOptions::new(vec![
+        "sh".into(),
+        "-c".into(),
+        VM_SCRIPT.into(),
+        exe.to_string_lossy().into_owned(),
+    ]);
+    opts.cwd = root.join("memguard");
+    opts.timeout = Duration::from_secs(900);
+    let outcome = vm::run(&opts);
+    suite.secs = start.elapsed().as_secs_f64();
+    match outcome {
+        Err(e) => {
+            suite.failed = 1;
+            suite.unavailable = true;
+            suite.remark = Some(format!("VM harness failed: {e}"));
+        }
+        Ok(out) => {
+            let log = std::fs::read_to_string(out.out_dir.join("kernel_v2.log")).unwrap_or_default();
+            for line in log.lines() {
+                if let Some((p, f, s)) = parse_result_line(line.trim()) {
+                    suite.passed += p;
+                    suite.failed += f;
+                    suite.skipped += s;
+                }
+            }
+            let skipped_inside = log.lines().filter(|l| l.starts_with("SKIPPED ")).count() as u64;
+            if out.exit_code != 0 && suite.failed == 0 {
+                suite.failed = 1;
+            }
+            suite.remark = Some(format!(
+                "one boot: {:.1} s to the command, {:.1} s in all; exit {}{}",
+                out.boot_secs,
+                out.total_secs,
+                out.exit_code,
+                if skipped_inside > 0 { format!("; {skipped_inside} test(s) reported SKIPPED") } else { String::new() }
+            ));
+        }
+    }
+    suite
+}
+
+/// Build an integration test binary and return its path.
+fn build_test_binary(root: &Path, package: &str, test: &str) -> Result<PathBuf, String> {
+    let out = Command::new("cargo")
+        .args(["test", "-p", package, "--test", test, "--no-run", "--message-format=json"])
+        .current_dir(root)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("building the {test} test binary failed"));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["reason"] == "compiler-artifact" && v["target"]["name"] == test)
+        .find_map(|v| v["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| format!("cargo did not report the {test} test executable"))
+}
+
+// --------------------------------------------------------------------- fuzz ----
+
+fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
+    let mut suite = Suite { name: "fuzz", ..Suite::default() };
+    if !enabled {
+        suite.unavailable = true;
+        suite.remark = Some("--no-fuzz given".into());
+        return suite;
+    }
+    banner(&format!("cargo fuzz: every target of memguard/fuzz for {secs} s"));
+    let start = Instant::now();
+    let fuzz_dir = root.join("memguard");
+    if let Err(why) = ensure_cargo_fuzz() {
+        suite.unavailable = true;
+        suite.remark = Some(why);
+        return suite;
+    }
+    let targets = match Command::new("cargo").args(["+nightly", "fuzz", "list"]).current_dir(&fuzz_dir).output() {
+        Ok(o) if o.status.success() => {
+            String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>()
+        }
+        _ => Vec::new(),
+    };
+    if targets.is_empty() {
+        suite.failed = 1;
+        suite.remark = Some("`cargo fuzz list` found no targets".into());
+        return suite;
+    }
+    for t in &targets {
+        let max_time = format!("-max_total_time={secs}");
+        let (ok, _) = run_merged(
+            Command::new("cargo")
+                .args(["+nightly", "fuzz", "run", t, "--", &max_time, "-print_final_stats=0"])
+                .current_dir(&fuzz_dir),
+        );
+        if ok {
+            suite.passed += 1;
+        } else {
+            suite.failed += 1;
+        }
+    }
+    suite.secs = start.elapsed().as_secs_f64();
+    suite.remark = Some(format!("{} target(s) × {secs} s: {}", targets.len(), targets.join(", ")));
+    suite
+}
+
+fn ensure_cargo_fuzz() -> Result<(), String> {
+    let nightly = Command::new("cargo").args(["+nightly", "--version"]).output();
+    if !nightly.is_ok_and(|o| o.status.success()) {
+        return Err("no nightly Rust toolchain (cargo fuzz needs one)".into());
+    }
+    let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    if have {
+        return Ok(());
+    }
+    banner("installing cargo-fuzz from crates.io");
+    let st = Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]).status();
+    match st {
+        Ok(s) if s.success() => Ok(()),
+        _ => Err("`cargo install cargo-fuzz` failed".into()),
+    }
+}
+
+// ------------------------------------------------------------------- common ----
+
+fn banner(what: &str) {
+    println!("\n==> {what}");
+}
+
+/// Run a command with stdout and stderr merged (order kept), echo every line, return
+/// (success, lines).
+fn run_merged(cmd: &mut Command) -> (bool, Vec<String>) {
+    let program = format!("{cmd:?}");
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(r#""$@" 2>&1"#).arg("sh").arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    let mut child = match sh.stdout(Stdio::piped()).stdin(Stdio::null()).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xtask test: cannot run {program}: {e}");
+            return (false, Vec::new());
+        }
+    };
+    let mut lines = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            println!("{line}");
+            lines.push(line);
+        }
+    }
+    let ok = child.wait().is_ok_and(|s| s.success());
+    (ok, lines)
+}
+
+fn report(suites: &[Suite], ci: bool) -> i32 {
+    println!("\n==> memguard test summary{}", if ci { " (CI: every suite must run)" } else { "" });
+    println!("{:<20} {:>7} {:>7} {:>8} {:>9}  notes", "suite", "passed", "failed", "skipped", "time");
+    let (mut p, mut f, mut s) = (0, 0, 0);
+    let mut missing = Vec::new();
+    for x in suites {
+        let status = if x.unavailable { "NOT RUN: " } else { "" };
+        println!(
+            "{:<20} {:>7} {:>7} {:>8} {:>8.1}s  {status}{}",
+            x.name,
+            x.passed,
+            x.failed,
+            x.skipped,
+            x.secs,
+            x.remark.as_deref().unwrap_or("")
+        );
+        p += x.passed;
+        f += x.failed;
+        s += x.skipped;
+        if x.unavailable {
+            missing.push(x.name);
+        }
+    }
+    let ci_missing = ci && !missing.is_empty();
+    if ci_missing {
+        println!("CI requires every suite; not run: {}", missing.join(", "));
+        f += missing.len() as u64;
+    }
+    println!("total: {p} passed, {f} failed, {s} skipped");
+    i32::from(f > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_result_line;
+
+    #[test]
+    fn parses_libtest_result_lines() {
+        assert_eq!(
+            parse_result_line("test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.05s"),
+            Some((34, 0, 2))
+        );
+        assert_eq!(
+            parse_result_line("test result: FAILED. 1 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out"),
+            Some((1, 3, 0))
+        );
+        assert_eq!(parse_result_line("running 3 tests"), None);
+    }
+}
