@@ -102,9 +102,9 @@ impl Detector {
 
         let (location, locate_notes) = locate(&procs, &mounts, &self.fs);
         notes.extend(locate_notes);
-        let oom_score_adj = self
-            .read_proc("oom_score_adj", &mut notes)?
-            .and_then(|t| oom_score_adj::parse(&t).map_err(|r| notes.push(format!("{}: {r}", self.proc_file("oom_score_adj")))).ok());
+        let oom_score_adj = self.read_proc("oom_score_adj", &mut notes)?.and_then(|t| {
+            oom_score_adj::parse(&t).map_err(|r| notes.push(format!("{}: {r}", self.proc_file("oom_score_adj")))).ok()
+        });
 
         let mut limits = Limits {
             cgroup: CgroupVersion::None,
@@ -185,11 +185,8 @@ impl Detector {
     /// container's private mount. A value below the walk's means the limit is set out of sight.
     fn apply_v1_hierarchical_limit(&self, loc: &Location, limits: &mut Limits, ceiling: Option<u64>) {
         let stat_path = format!("{}/memory.stat", loc.dir());
-        let hierarchical = self
-            .fs
-            .read(&stat_path)
-            .ok()
-            .and_then(|t| memory_stat::parse(&t).get("hierarchical_memory_limit"));
+        let hierarchical =
+            self.fs.read(&stat_path).ok().and_then(|t| memory_stat::parse(&t).get("hierarchical_memory_limit"));
         match hierarchical {
             Some(h) => {
                 let binds = h < V1_UNLIMITED_THRESHOLD && ceiling.map_or(true, |c| h < c);

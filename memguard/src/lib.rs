@@ -40,3 +40,8 @@ pub use status::{SourceStatus, Status};
 
 /// memguard's version (the crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The README's Rust examples are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

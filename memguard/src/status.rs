@@ -50,7 +50,8 @@ impl Status {
         let limit_ws = at_limit.as_ref().map(|u| u.working_set_bytes);
         let headroom = limits.limit_bytes.zip(limit_ws).map(|(l, ws)| l.saturating_sub(ws));
         #[allow(clippy::cast_precision_loss)]
-        let used_fraction = limits.limit_bytes.zip(limit_ws).filter(|(l, _)| *l > 0).map(|(l, ws)| ws as f64 / l as f64);
+        let used_fraction =
+            limits.limit_bytes.zip(limit_ws).filter(|(l, _)| *l > 0).map(|(l, ws)| ws as f64 / l as f64);
         Status {
             memguard_version: crate::VERSION,
             usage_bytes: own.as_ref().map(|u| u.usage_bytes),

@@ -18,8 +18,10 @@ const MIB: u64 = 1 << 20;
 const HOST_KB: u64 = 16 * 1024 * 1024; // a 16 GiB host
 const V1_UNLIMITED: &str = "9223372036854771712";
 
-const MOUNT_V1_MEMORY: &str = "35 31 0:32 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory";
-const MOUNT_V1_CPU: &str = "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:11 - cgroup cgroup rw,cpu,cpuacct";
+const MOUNT_V1_MEMORY: &str =
+    "35 31 0:32 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,memory";
+const MOUNT_V1_CPU: &str =
+    "32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:11 - cgroup cgroup rw,cpu,cpuacct";
 const MOUNT_V2: &str = "29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot";
 const MOUNT_UNIFIED: &str = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime shared:5 - cgroup2 cgroup2 rw";
 
@@ -31,7 +33,10 @@ struct Tree {
 impl Tree {
     fn new() -> Self {
         let t = Tree { dir: tempfile::tempdir().expect("tempdir") };
-        t.file("/proc/meminfo", &format!("MemTotal:       {HOST_KB} kB\nMemFree: 1000 kB\nMemAvailable:   {} kB\n", HOST_KB / 2));
+        t.file(
+            "/proc/meminfo",
+            &format!("MemTotal:       {HOST_KB} kB\nMemFree: 1000 kB\nMemAvailable:   {} kB\n", HOST_KB / 2),
+        );
         t.file("/proc/self/oom_score_adj", "0\n");
         t
     }
@@ -83,7 +88,11 @@ impl Tree {
         self.cgroup_file(dir, "memory.swap.max", "max\n");
         self.cgroup_file(dir, "memory.current", &(300 * MIB).to_string());
         self.cgroup_file(dir, "memory.peak", &(500 * MIB).to_string());
-        self.cgroup_file(dir, "memory.stat", &format!("anon 1000\nfile 2000\ninactive_file {}\nactive_file 5\n", 50 * MIB))
+        self.cgroup_file(
+            dir,
+            "memory.stat",
+            &format!("anon 1000\nfile 2000\ninactive_file {}\nactive_file 5\n", 50 * MIB),
+        )
     }
 
     /// The v2 root cgroup: no memory.max, memory.current, cgroup.type.
@@ -103,7 +112,9 @@ impl Tree {
 
 fn v1_host_tree(path: &str) -> Tree {
     let t = Tree::new();
-    t.proc_cgroup(&format!("12:pids:/\n11:memory:{path}\n4:cpu,cpuacct:/\n1:name=systemd:/init.scope\n0::/init.scope\n"));
+    t.proc_cgroup(&format!(
+        "12:pids:/\n11:memory:{path}\n4:cpu,cpuacct:/\n1:name=systemd:/init.scope\n0::/init.scope\n"
+    ));
     t.mountinfo(&[MOUNT_V1_CPU, MOUNT_V1_MEMORY, MOUNT_UNIFIED]);
     t.cgroup_file("/sys/fs/cgroup/unified", "cgroup.controllers", "");
     t
@@ -155,7 +166,8 @@ fn v1_pod_level_limit_above_container_cgroup() {
 fn v1_tightest_intermediate_limit_wins_and_ties_go_to_the_nearest() {
     let t = v1_host_tree("/a/b/c");
     t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/a", &(2 * GIB).to_string());
-    t.v1_dir("/sys/fs/cgroup/memory/a/b", &GIB.to_string()).v1_dir("/sys/fs/cgroup/memory/a/b/c", &(3 * GIB).to_string());
+    t.v1_dir("/sys/fs/cgroup/memory/a/b", &GIB.to_string())
+        .v1_dir("/sys/fs/cgroup/memory/a/b/c", &(3 * GIB).to_string());
     assert_eq!(t.detect().limit_cgroup.as_deref(), Some("/a/b"));
     t.v1_dir("/sys/fs/cgroup/memory/a/b/c", &GIB.to_string());
     assert_eq!(t.detect().limit_cgroup.as_deref(), Some("/a/b/c"));
@@ -192,7 +204,11 @@ fn v1_limit_set_above_namespace_root_is_found_through_hierarchical_memory_limit(
     t.proc_cgroup("11:memory:/\n");
     t.mountinfo(&[MOUNT_V1_MEMORY]);
     t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED);
-    t.cgroup_file("/sys/fs/cgroup/memory", "memory.stat", &format!("total_inactive_file 0\nhierarchical_memory_limit {}\n", 768 * MIB));
+    t.cgroup_file(
+        "/sys/fs/cgroup/memory",
+        "memory.stat",
+        &format!("total_inactive_file 0\nhierarchical_memory_limit {}\n", 768 * MIB),
+    );
     let l = t.detect();
     assert_eq!(l.limit_bytes, Some(768 * MIB));
     assert_eq!(l.limit_cgroup, None);
@@ -214,13 +230,17 @@ fn v1_namespaced_without_hierarchical_limit_is_maybe_hidden() {
 
 #[test]
 fn v1_systemd_driver_scope_with_colons_in_path() {
-    let path = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice/cri-containerd:7b3f:e4a1.scope";
+    let path =
+        "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice/cri-containerd:7b3f:e4a1.scope";
     let t = v1_host_tree(path);
     let base = "/sys/fs/cgroup/memory";
     t.v1_dir(base, V1_UNLIMITED);
     t.v1_dir(&format!("{base}/kubepods.slice"), V1_UNLIMITED);
     t.v1_dir(&format!("{base}/kubepods.slice/kubepods-burstable.slice"), V1_UNLIMITED);
-    t.v1_dir(&format!("{base}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice"), &(640 * MIB).to_string());
+    t.v1_dir(
+        &format!("{base}/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod9f1c.slice"),
+        &(640 * MIB).to_string(),
+    );
     t.v1_dir(&format!("{base}{path}"), V1_UNLIMITED);
     let l = t.detect();
     assert_eq!(l.cgroup_path.as_deref(), Some(path));
@@ -235,8 +255,12 @@ fn v1_systemd_driver_scope_with_colons_in_path() {
 fn v1_memory_comounted_with_other_controllers() {
     let t = Tree::new();
     t.proc_cgroup("5:memory,hugetlb:/job\n4:cpu,cpuacct:/job\n");
-    t.mountinfo(&[MOUNT_V1_CPU, "36 31 0:33 / /sys/fs/cgroup/memory,hugetlb rw,relatime - cgroup cgroup rw,memory,hugetlb"]);
-    t.v1_dir("/sys/fs/cgroup/memory,hugetlb", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory,hugetlb/job", &GIB.to_string());
+    t.mountinfo(&[
+        MOUNT_V1_CPU,
+        "36 31 0:33 / /sys/fs/cgroup/memory,hugetlb rw,relatime - cgroup cgroup rw,memory,hugetlb",
+    ]);
+    t.v1_dir("/sys/fs/cgroup/memory,hugetlb", V1_UNLIMITED)
+        .v1_dir("/sys/fs/cgroup/memory,hugetlb/job", &GIB.to_string());
     let l = t.detect();
     assert_eq!(l.mount_point.as_deref(), Some("/sys/fs/cgroup/memory,hugetlb"));
     assert_eq!(l.limit_bytes, Some(GIB));
@@ -246,10 +270,7 @@ fn v1_memory_comounted_with_other_controllers() {
 fn v1_same_controller_mounted_twice_prefers_the_mount_showing_most_ancestors() {
     // A bind mount of the container's own cgroup elsewhere must not cut the walk short.
     let t = v1_host_tree("/pod/c1");
-    t.mountinfo(&[
-        "50 23 0:32 /pod/c1 /run/agent/memory rw,relatime - cgroup cgroup rw,memory",
-        MOUNT_V1_MEMORY,
-    ]);
+    t.mountinfo(&["50 23 0:32 /pod/c1 /run/agent/memory rw,relatime - cgroup cgroup rw,memory", MOUNT_V1_MEMORY]);
     t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", &(900 * MIB).to_string());
     t.v1_dir("/sys/fs/cgroup/memory/pod/c1", V1_UNLIMITED);
     t.v1_dir("/run/agent/memory", V1_UNLIMITED);
@@ -332,7 +353,8 @@ fn v2_tree(path: &str) -> Tree {
 #[test]
 fn v2_systemd_slice_limit() {
     let t = v2_tree("/system.slice/app.service");
-    t.v2_dir("/sys/fs/cgroup/system.slice", &(4 * GIB).to_string()).v2_dir("/sys/fs/cgroup/system.slice/app.service", "max\n");
+    t.v2_dir("/sys/fs/cgroup/system.slice", &(4 * GIB).to_string())
+        .v2_dir("/sys/fs/cgroup/system.slice/app.service", "max\n");
     let l = t.detect();
     assert_eq!(l.cgroup, CgroupVersion::V2);
     assert_eq!(l.limit_bytes, Some(4 * GIB));
@@ -344,7 +366,8 @@ fn v2_systemd_slice_limit() {
 fn v2_kubernetes_pod_limit_tighter_than_container_limit() {
     let pod = "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podab12.slice";
     let t = v2_tree(&format!("{pod}/cri-containerd-99.scope"));
-    t.v2_dir("/sys/fs/cgroup/kubepods.slice", "max\n").v2_dir("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice", "max\n");
+    t.v2_dir("/sys/fs/cgroup/kubepods.slice", "max\n")
+        .v2_dir("/sys/fs/cgroup/kubepods.slice/kubepods-burstable.slice", "max\n");
     t.v2_dir(&format!("/sys/fs/cgroup{pod}"), &(512 * MIB).to_string());
     t.v2_dir(&format!("/sys/fs/cgroup{pod}/cri-containerd-99.scope"), &GIB.to_string());
     let l = t.detect();
@@ -479,10 +502,7 @@ fn malformed_limit_file_is_skipped_with_a_note() {
 fn malformed_proc_lines_are_skipped_with_notes() {
     let t = v2_tree("/a");
     t.proc_cgroup("garbage line\n0::/a\n");
-    t.file(
-        "/proc/self/mountinfo",
-        &format!("this is not a mount\n{MOUNT_V2}\n"),
-    );
+    t.file("/proc/self/mountinfo", &format!("this is not a mount\n{MOUNT_V2}\n"));
     t.v2_dir("/sys/fs/cgroup/a", &GIB.to_string());
     let l = t.detect();
     assert_eq!(l.limit_bytes, Some(GIB));
@@ -518,7 +538,12 @@ fn unknown_pid_is_an_error_but_own_process_is_lenient() {
 #[test]
 fn oom_score_adj_gives_qos_class() {
     let t = Tree::new();
-    for (adj, class) in [("-997", Some(QosClass::Guaranteed)), ("1000", Some(QosClass::BestEffort)), ("937", Some(QosClass::Burstable)), ("0", None)] {
+    for (adj, class) in [
+        ("-997", Some(QosClass::Guaranteed)),
+        ("1000", Some(QosClass::BestEffort)),
+        ("937", Some(QosClass::Burstable)),
+        ("0", None),
+    ] {
         t.file("/proc/self/oom_score_adj", adj);
         let l = t.detect();
         assert_eq!(l.qos_class, class, "{adj}");
@@ -534,9 +559,19 @@ fn status_json_has_the_documented_fields() {
     let s = Detector::new().with_root(t.root()).status().expect("status");
     let v = serde_json::to_value(&s).expect("json");
     for key in [
-        "cgroup", "cgroup_path", "limit_bytes", "limit_cgroup", "limit_maybe_hidden", "high_bytes",
-        "swap_limit_bytes", "usage_bytes", "working_set_bytes", "host_total_bytes", "oom_score_adj",
-        "qos_class", "sources",
+        "cgroup",
+        "cgroup_path",
+        "limit_bytes",
+        "limit_cgroup",
+        "limit_maybe_hidden",
+        "high_bytes",
+        "swap_limit_bytes",
+        "usage_bytes",
+        "working_set_bytes",
+        "host_total_bytes",
+        "oom_score_adj",
+        "qos_class",
+        "sources",
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }

@@ -89,7 +89,8 @@ fn cargo_test_suites(root: &Path) -> Vec<Suite> {
     let v1_ready = v1_capability();
     let start = Instant::now();
     banner("cargo test --workspace (unit, fixtures, native cgroup v1)");
-    let (ok, lines) = run_merged(Command::new("cargo").args(["test", "--workspace", "--no-fail-fast"]).current_dir(root));
+    let (ok, lines) =
+        run_merged(Command::new("cargo").args(["test", "--workspace", "--no-fail-fast"]).current_dir(root));
     let secs = start.elapsed().as_secs_f64();
     let mut current = String::new();
     for line in &lines {
@@ -219,12 +220,8 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
             return suite;
         }
     };
-    let mut opts = vm::VmOptions::new(vec![
-        "sh".into(),
-        "-c".into(),
-        VM_SCRIPT.into(),
-        exe.to_string_lossy().into_owned(),
-    ]);
+    let mut opts =
+        vm::VmOptions::new(vec!["sh".into(), "-c".into(), VM_SCRIPT.into(), exe.to_string_lossy().into_owned()]);
     opts.cwd = root.join("memguard");
     opts.timeout = Duration::from_secs(900);
     let outcome = vm::run(&opts);
@@ -297,9 +294,12 @@ fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
         return suite;
     }
     let targets = match Command::new("cargo").args(["+nightly", "fuzz", "list"]).current_dir(&fuzz_dir).output() {
-        Ok(o) if o.status.success() => {
-            String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>()
-        }
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>(),
         _ => Vec::new(),
     };
     if targets.is_empty() {
@@ -414,7 +414,9 @@ mod tests {
     #[test]
     fn parses_libtest_result_lines() {
         assert_eq!(
-            parse_result_line("test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.05s"),
+            parse_result_line(
+                "test result: ok. 34 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.05s"
+            ),
             Some((34, 0, 2))
         );
         assert_eq!(

@@ -87,7 +87,8 @@ pub fn locate(procs: &ProcCgroup, mounts: &MountInfo, fs: &FsRoot) -> (Option<Lo
                     loc.used_cgroup()
                 )),
                 Err(e) => {
-                    notes.push(format!("cannot tell whether the v2 memory controller is enabled ({e}); assuming it is"));
+                    notes
+                        .push(format!("cannot tell whether the v2 memory controller is enabled ({e}); assuming it is"));
                     return (Some(loc), notes);
                 }
             }
@@ -162,9 +163,7 @@ pub(crate) fn relative_to(root: &str, path: &str) -> Option<String> {
     if path == root {
         return Some(String::new());
     }
-    path.strip_prefix(root)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .map(|rest| rest.trim_start_matches('/').to_owned())
+    path.strip_prefix(root).and_then(|rest| rest.strip_prefix('/')).map(|rest| rest.trim_start_matches('/').to_owned())
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ use crate::parse::{memory_stat, value};
 /// an error: the working set then equals usage and `inactive_file_bytes` is `None`.
 pub fn read_usage(fs: &FsRoot, files: &MemoryFiles, dir: &str) -> Result<Usage> {
     let usage_path = format!("{dir}/{}", files.usage);
-    let usage_bytes = value::parse_u64(&fs.read(&usage_path)?).map_err(|r| Error::malformed(fs.path(&usage_path), r))?;
+    let usage_bytes =
+        value::parse_u64(&fs.read(&usage_path)?).map_err(|r| Error::malformed(fs.path(&usage_path), r))?;
     let inactive_file_bytes =
         fs.read(format!("{dir}/{}", files.stat)).ok().and_then(|t| memory_stat::parse(&t).inactive_file());
     let peak_bytes = fs.read(format!("{dir}/{}", files.peak)).ok().and_then(|t| value::parse_u64(&t).ok());

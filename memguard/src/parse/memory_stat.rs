@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn prefers_hierarchical_inactive_file() {
-        let s = parse("cache 10\ninactive_file 5\ntotal_inactive_file 7\nhierarchical_memory_limit 9223372036854771712\n");
+        let s =
+            parse("cache 10\ninactive_file 5\ntotal_inactive_file 7\nhierarchical_memory_limit 9223372036854771712\n");
         assert_eq!(s.inactive_file(), Some(7));
         assert_eq!(s.get("hierarchical_memory_limit"), Some(9_223_372_036_854_771_712));
         assert_eq!(parse("inactive_file 5\n").inactive_file(), Some(5));

@@ -5,8 +5,8 @@
 //! Line-oriented parsers are lenient: a line they cannot understand is returned as a
 //! [`RejectedLine`] next to the lines they could, so one odd line never hides the rest.
 
-pub mod memory_stat;
 pub mod meminfo;
+pub mod memory_stat;
 pub mod mountinfo;
 pub mod oom_score_adj;
 pub mod proc_cgroup;

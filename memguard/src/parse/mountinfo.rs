@@ -70,16 +70,13 @@ pub fn parse(text: &str) -> MountInfo {
 
 fn parse_line(line: &str) -> Result<MountEntry, String> {
     let fields: Vec<&str> = line.split(' ').collect();
-    let sep = fields
-        .iter()
-        .position(|f| *f == "-")
-        .ok_or_else(|| format!("no ` - ` separator in {}", excerpt(line)))?;
+    let sep =
+        fields.iter().position(|f| *f == "-").ok_or_else(|| format!("no ` - ` separator in {}", excerpt(line)))?;
     if sep < 6 || fields.len() < sep + 3 {
         return Err(format!("too few fields in {}", excerpt(line)));
     }
-    let num = |s: &str, what: &str| {
-        s.parse::<u64>().map_err(|_| format!("{what} is not a number in {}", excerpt(line)))
-    };
+    let num =
+        |s: &str, what: &str| s.parse::<u64>().map_err(|_| format!("{what} is not a number in {}", excerpt(line)));
     Ok(MountEntry {
         mount_id: num(fields[0], "mount id")?,
         parent_id: num(fields[1], "parent id")?,
@@ -87,10 +84,7 @@ fn parse_line(line: &str) -> Result<MountEntry, String> {
         mount_point: unescape(fields[4]),
         fs_type: fields[sep + 1].to_owned(),
         source: unescape(fields[sep + 2]),
-        super_options: fields
-            .get(sep + 3)
-            .map(|o| o.split(',').map(str::to_owned).collect())
-            .unwrap_or_default(),
+        super_options: fields.get(sep + 3).map(|o| o.split(',').map(str::to_owned).collect()).unwrap_or_default(),
     })
 }
 

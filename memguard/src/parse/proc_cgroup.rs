@@ -72,9 +72,7 @@ fn parse_line(line: &str) -> Result<ProcCgroupEntry, String> {
     let (Some(id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(format!("expected `id:controllers:path`, got {}", excerpt(line)));
     };
-    let hierarchy_id = id
-        .parse::<u32>()
-        .map_err(|_| format!("hierarchy id is not a number in {}", excerpt(line)))?;
+    let hierarchy_id = id.parse::<u32>().map_err(|_| format!("hierarchy id is not a number in {}", excerpt(line)))?;
     if !path.starts_with('/') {
         return Err(format!("cgroup path is not absolute in {}", excerpt(line)));
     }

@@ -79,8 +79,8 @@ impl Kit {
         let base = std::env::var_os("MEMGUARD_VM_CGROUP")
             .map(PathBuf::from)
             .ok_or("MEMGUARD_VM_CGROUP is not set: the cgroup v2 suite runs inside the VM (`cargo xtask test`)")?;
-        let ctl = fs::read_to_string(base.join("cgroup.subtree_control"))
-            .map_err(|e| format!("{}: {e}", base.display()))?;
+        let ctl =
+            fs::read_to_string(base.join("cgroup.subtree_control")).map_err(|e| format!("{}: {e}", base.display()))?;
         if !ctl.split_whitespace().any(|c| c == "memory") {
             return Err(format!("memory is not enabled in {}/cgroup.subtree_control", base.display()));
         }

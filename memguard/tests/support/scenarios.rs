@@ -144,7 +144,10 @@ pub fn working_set_is_real(kit: &Kit) {
     parent.set_limit(400 * MIB);
     let child = parent.child("worker");
     let mut worker = child
-        .command("python3", &["-c", "import sys, time\nx = b'x' * (96 << 20)\nprint('ready', flush=True)\ntime.sleep(60)"])
+        .command(
+            "python3",
+            &["-c", "import sys, time\nx = b'x' * (96 << 20)\nprint('ready', flush=True)\ntime.sleep(60)"],
+        )
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn python3");

@@ -36,16 +36,16 @@ pub fn human(s: &Status, pid: Option<u32>) -> String {
     };
     match (l.cgroup, &l.cgroup_path) {
         (CgroupVersion::None, _) | (_, None) => row(&mut o, "cgroup", "none (no memory cgroup)".into()),
-        (v, Some(p)) => row(
-            &mut o,
-            "cgroup",
-            format!("{} {p} ({})", v.as_str(), l.cgroup_dir.as_deref().unwrap_or("?")),
-        ),
+        (v, Some(p)) => {
+            row(&mut o, "cgroup", format!("{} {p} ({})", v.as_str(), l.cgroup_dir.as_deref().unwrap_or("?")))
+        }
     }
     let limit = match (l.limit_bytes, &l.limit_cgroup) {
         (Some(b), Some(c)) => format!("{} set by {c}", bytes(b)),
         (Some(b), None) => format!("{} set above the visible cgroup root", bytes(b)),
-        (None, _) if l.limit_maybe_hidden => "none visible — a limit may be hidden above the cgroup namespace root".into(),
+        (None, _) if l.limit_maybe_hidden => {
+            "none visible — a limit may be hidden above the cgroup namespace root".into()
+        }
         (None, _) => format!("none (host memory {} is the bound)", opt_bytes(l.host_total_bytes)),
     };
     row(&mut o, "limit", limit);
