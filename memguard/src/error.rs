@@ -29,6 +29,9 @@ pub enum Error {
         /// What was wrong, including the offending text where short.
         reason: String,
     },
+    /// A configuration value is out of range (thresholds, intervals, sizes).
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
     /// `/proc` (or the configured root's `proc`) cannot be read at all.
     #[error("/proc is not readable at {}: {source}", path.display())]
     ProcUnavailable {
