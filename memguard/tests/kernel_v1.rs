@@ -34,7 +34,7 @@ scenario!(working_set_is_real);
 fn jdk_agrees() {
     let Some(k) = kit("jdk_agrees") else { return };
     match scenarios::java_runnable() {
-        Ok(()) => eprintln!("{}", scenarios::jdk_agrees(&k)),
+        Ok(()) => println!("{}", scenarios::jdk_agrees(&k)),
         Err(why) => unavailable("jdk_agrees", &why),
     }
 }

@@ -195,7 +195,7 @@ fn leaked_v1_cgroups() -> Result<Vec<String>, String> {
 
 const VM_SCRIPT: &str = r#"
 exe="$0"
-"$exe" --include-ignored > "$MEMGUARD_VM_OUT/kernel_v2.log" 2>&1
+"$exe" --include-ignored --show-output > "$MEMGUARD_VM_OUT/kernel_v2.log" 2>&1
 rc=$?
 cat "$MEMGUARD_VM_OUT/kernel_v2.log"
 leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
@@ -223,6 +223,10 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
     let mut opts =
         vm::VmOptions::new(vec!["sh".into(), "-c".into(), VM_SCRIPT.into(), exe.to_string_lossy().into_owned()]);
     opts.cwd = root.join("memguard");
+    // pyenv's `python3` shim costs seconds per call under TCG; hand the tests the interpreter itself.
+    if let Some(py) = real_python() {
+        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
+    }
     opts.timeout = Duration::from_secs(900);
     let outcome = vm::run(&opts);
     suite.secs = start.elapsed().as_secs_f64();
@@ -255,6 +259,13 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
         }
     }
     suite
+}
+
+/// The real Python interpreter behind `python3` (resolving pyenv-style shims).
+fn real_python() -> Option<String> {
+    let out = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    (out.status.success() && !path.is_empty()).then_some(path)
 }
 
 /// Build an integration test binary and return its path.

@@ -15,3 +15,9 @@ pub fn unavailable(test: &str, why: &str) {
     assert!(!in_ci(), "{test}: required kernel capability missing in CI: {why}");
     eprintln!("SKIPPED {test}: {why}");
 }
+
+/// The Python interpreter for test workloads: `$MEMGUARD_TEST_PYTHON` (set by `cargo xtask test`
+/// for the VM, where pyenv's shim is slow), else `python3`.
+pub fn python() -> String {
+    std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
