@@ -1,5 +1,6 @@
 //! [`Detector`]: reads `/proc` and the cgroup filesystem and reports [`Limits`] and [`Usage`].
 
+use crate::cgroup::locate::{join, relative_to};
 use crate::cgroup::{locate, usage, walk, Location, MemoryFiles};
 use crate::error::{Error, Result};
 use crate::fsroot::FsRoot;
@@ -118,6 +119,7 @@ impl Detector {
             high_bytes: None,
             high_cgroup: None,
             swap_limit_bytes: None,
+            psi_file: None,
             host_total_bytes: meminfo.total_bytes,
             oom_score_adj,
             qos_class: oom_score_adj.and_then(QosClass::from_oom_score_adj),
@@ -127,7 +129,24 @@ impl Detector {
             Some(loc) => self.fill_from_cgroup(&loc, &mut limits),
             None => limits.notes.push("no memory cgroup governs this process: host memory is the only limit".into()),
         }
+        limits.psi_file = self.psi_file(&procs, &mounts, &limits);
         Ok((limits, meminfo))
+    }
+
+    /// The cgroup PSI file for the process (see [`Limits::psi_file`]).
+    fn psi_file(&self, procs: &proc_cgroup::ProcCgroup, mounts: &mountinfo::MountInfo, limits: &Limits) -> Option<String> {
+        let dir = if limits.cgroup == CgroupVersion::V2 {
+            limits.limit_dir.clone().or_else(|| limits.cgroup_dir.clone())?
+        } else {
+            let entry = procs.unified_entry()?;
+            mounts
+                .mounts
+                .iter()
+                .filter(|m| m.is_cgroup2())
+                .find_map(|m| relative_to(&m.root, &entry.path).map(|rel| join(&m.mount_point, &rel)))?
+        };
+        let file = format!("{dir}/memory.pressure");
+        self.fs.exists(&file).then_some(file)
     }
 
     /// Read a `/proc/<pid>/` file: `Ok(None)` (noted) when unreadable, an error only when an

@@ -66,6 +66,10 @@ pub struct Limits {
     pub swap_limit_bytes: Option<u64>,
     /// `MemTotal` of the host (`/proc/meminfo`).
     pub host_total_bytes: Option<u64>,
+    /// The cgroup `memory.pressure` file (PSI) that reflects this process's memory pressure:
+    /// the limiting cgroup's on v2, the process's unified-hierarchy cgroup's on hybrid hosts.
+    /// `None` when no such file exists (the system-wide `/proc/pressure/memory` remains).
+    pub psi_file: Option<String>,
     /// The process's `oom_score_adj`.
     pub oom_score_adj: Option<i32>,
     /// The Kubernetes QoS class `oom_score_adj` implies (`None` when no kubelet set it).
@@ -75,6 +79,28 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// Limits of a process no memory cgroup governs (host memory only).
+    pub fn host_only(host_total_bytes: Option<u64>) -> Limits {
+        Limits {
+            cgroup: CgroupVersion::None,
+            cgroup_path: None,
+            cgroup_dir: None,
+            mount_point: None,
+            limit_bytes: None,
+            limit_cgroup: None,
+            limit_dir: None,
+            limit_maybe_hidden: false,
+            high_bytes: None,
+            high_cgroup: None,
+            swap_limit_bytes: None,
+            psi_file: None,
+            host_total_bytes,
+            oom_score_adj: None,
+            qos_class: None,
+            notes: Vec::new(),
+        }
+    }
+
     /// The limit that bounds this process in practice: the cgroup limit, else host memory.
     pub fn effective_bytes(&self) -> Option<u64> {
         self.limit_bytes.or(self.host_total_bytes)

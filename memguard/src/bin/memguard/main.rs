@@ -1,6 +1,7 @@
 //! `memguard`: report the memory limits and usage of the current container.
 
 mod report;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,11 +37,28 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
     },
+    /// Stream level changes and kernel events until SIGINT or SIGTERM.
+    ///
+    /// Arms every event source available here (listed first), then prints one line per event.
+    /// Thresholds and other settings come from the MEMGUARD_* environment variables
+    /// (MEMGUARD_WARN, MEMGUARD_CRITICAL, MEMGUARD_EVICTION_THRESHOLD, MEMGUARD_MAX_RATE, MEMGUARD_PSI).
+    Watch {
+        /// One JSON object per line (with a CLOCK_MONOTONIC timestamp `monotonic_ns`).
+        #[arg(long)]
+        json: bool,
+        /// Guard the cgroup of this process instead of memguard's own.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+        /// Also print a snapshot line at this interval (milliseconds), 0 = never.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        snapshot_every: u64,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Watch { json, pid, snapshot_every } => watch::run(json, pid, snapshot_every),
         Command::Status { json, pid, root } => {
             let mut detector = memguard::Detector::from_env();
             if let Some(root) = root {

@@ -1,0 +1,168 @@
+//! What the watcher reports: [`Event`] (kind + context) and [`EventKind`].
+
+use serde::Serialize;
+
+use crate::level::Level;
+
+/// Which PSI stall line fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stall {
+    /// Some task stalled on memory (reclaim, refaults): raises the level to at least `Warning`.
+    Some,
+    /// All non-idle tasks stalled at once: raises the level to `Critical`.
+    Full,
+}
+
+/// Where a PSI trigger was armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PsiScope {
+    /// The cgroup's `memory.pressure`.
+    Cgroup,
+    /// The host's `/proc/pressure/memory`.
+    System,
+}
+
+/// cgroup v1 `memory.pressure_level` severities memguard listens to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum V1Pressure {
+    /// Reclaiming, swapping or evicting caches: raises the level to at least `Warning`.
+    Medium,
+    /// About to OOM: raises the level to `Critical`.
+    Critical,
+}
+
+/// Direction of a threshold crossing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Usage went above the threshold.
+    Up,
+    /// Usage went back below it.
+    Down,
+}
+
+/// What happened. Kernel counters are reported as snapshots (`count`, the counter's value now)
+/// plus `delta` since the previous event of that kind: notifications coalesce, so the number of
+/// wake-ups says nothing; the counters are exact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// v2 `memory.events` `high`: usage went over `memory.high` and the kernel throttled.
+    High {
+        /// Counter value now.
+        count: u64,
+        /// Increase since the previous `High` event.
+        delta: u64,
+    },
+    /// v2 `memory.events` `max`: usage hit `memory.max` and direct reclaim ran.
+    Max {
+        /// Counter value now.
+        count: u64,
+        /// Increase since the previous `Max` event.
+        delta: u64,
+    },
+    /// An OOM condition in the guarded cgroup (v2 `oom`, v1 `memory.oom_control` notification).
+    Oom {
+        /// Counter value now (v1: number of notifications seen).
+        count: u64,
+        /// Increase since the previous `Oom` event.
+        delta: u64,
+    },
+    /// The OOM killer killed a process of the guarded cgroup — often a sibling worker, which
+    /// Kubernetes never reports because PID 1 survived.
+    OomKill {
+        /// Counter value now.
+        count: u64,
+        /// Processes killed since the previous `OomKill` event.
+        delta: u64,
+    },
+    /// A PSI trigger fired.
+    Psi {
+        /// Which line.
+        stall: Stall,
+        /// Which file.
+        scope: PsiScope,
+    },
+    /// cgroup v1 `memory.pressure_level` notification.
+    VmPressure {
+        /// Severity.
+        severity: V1Pressure,
+    },
+    /// A cgroup v1 usage threshold (`cgroup.event_control` eventfd) fired.
+    Threshold {
+        /// Crossed upward or downward (judged from the sample taken on the notification).
+        direction: Direction,
+        /// The threshold, bytes of `memory.usage_in_bytes`.
+        threshold_bytes: u64,
+    },
+    /// The effective limit changed (a limit was written, or the process moved).
+    LimitChanged {
+        /// Previous limit (`None` = none).
+        old: Option<u64>,
+        /// New limit.
+        new: Option<u64>,
+    },
+    /// The watched cgroup disappeared; memguard re-detected and re-armed on what remains.
+    CgroupRemoved {
+        /// The cgroup path that went away.
+        cgroup: String,
+    },
+    /// The pressure level changed.
+    LevelChanged {
+        /// Level before.
+        from: Level,
+        /// Level now.
+        to: Level,
+    },
+}
+
+impl EventKind {
+    /// A short stable name (`"oom_kill"`, `"level_changed"`, ...), used in metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::High { .. } => "high",
+            EventKind::Max { .. } => "max",
+            EventKind::Oom { .. } => "oom",
+            EventKind::OomKill { .. } => "oom_kill",
+            EventKind::Psi { .. } => "psi",
+            EventKind::VmPressure { .. } => "vmpressure",
+            EventKind::Threshold { .. } => "threshold",
+            EventKind::LimitChanged { .. } => "limit_changed",
+            EventKind::CgroupRemoved { .. } => "cgroup_removed",
+            EventKind::LevelChanged { .. } => "level_changed",
+        }
+    }
+
+    /// The level this kernel event demands at least, if any (see [`crate::level`]).
+    pub fn floor(&self) -> Option<Level> {
+        match self {
+            EventKind::High { .. } | EventKind::Psi { stall: Stall::Some, .. } => Some(Level::Warning),
+            EventKind::VmPressure { severity: V1Pressure::Medium } => Some(Level::Warning),
+            EventKind::Max { .. }
+            | EventKind::Oom { .. }
+            | EventKind::OomKill { .. }
+            | EventKind::Psi { stall: Stall::Full, .. }
+            | EventKind::VmPressure { severity: V1Pressure::Critical } => Some(Level::Critical),
+            _ => None,
+        }
+    }
+}
+
+/// An event with its context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+    /// `CLOCK_MONOTONIC` nanoseconds when the watcher woke for it (comparable across processes).
+    pub monotonic_ns: u64,
+    /// The level after this event.
+    pub level: Level,
+    /// Working set at the limiting cgroup (or host used memory), latest sample.
+    pub working_set_bytes: Option<u64>,
+    /// The effective limit in force.
+    pub limit_bytes: Option<u64>,
+}

@@ -1,0 +1,253 @@
+//! [`MemGuard`] (owns the threads; closes on drop) and [`GuardHandle`] (a cheap clone to use
+//! from callbacks and other threads).
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::error::{Error, Result};
+use crate::level::{Level, LevelChange};
+use crate::limits::Limits;
+use crate::status::SourceStatus;
+use crate::sys::EventFd;
+
+use super::builder::{Builder, Config};
+use super::dispatch::{self, Callbacks, Subscription};
+use super::event::Event;
+use super::reactor::Reactor;
+use super::snapshot::Snapshot;
+
+/// State shared by the reactor, the dispatcher and every handle.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) closing: AtomicBool,
+    pub(crate) waker: EventFd,
+    pub(crate) level: AtomicU8,
+    pub(crate) snapshot: RwLock<Arc<Snapshot>>,
+    pub(crate) limits: RwLock<Limits>,
+    pub(crate) sources: RwLock<Vec<SourceStatus>>,
+    pub(crate) callbacks: Callbacks,
+    pull_tx: Sender<Event>,
+    pull_rx: Receiver<Event>,
+    pub(crate) pull_dropped: AtomicU64,
+    threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
+    pub(crate) reactor_tid: AtomicI32,
+    pub(crate) config: Config,
+}
+
+fn read<T: Clone>(l: &RwLock<T>) -> T {
+    l.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
+
+impl Shared {
+    /// Queue an event for `next_event`, dropping the oldest when full.
+    pub(crate) fn push_pull(&self, ev: Event) {
+        let mut ev = ev;
+        loop {
+            match self.pull_tx.try_send(ev) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    ev = back;
+                    if self.pull_rx.try_recv().is_ok() {
+                        self.pull_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+    }
+}
+
+/// A running memory guard: one reactor thread (an epoll over every armed kernel source and
+/// the adaptive sampler) and one dispatcher thread (user callbacks).
+///
+/// Dropping it, or calling [`close`](Self::close), stops both threads and releases every fd.
+/// It dereferences to a [`GuardHandle`] for everything else.
+///
+/// ```no_run
+/// let guard = memguard::MemGuard::start()?;
+/// let handle = guard.handle();
+/// guard.on_event(move |ev| {
+///     if let memguard::watch::EventKind::OomKill { delta, .. } = ev.kind {
+///         eprintln!("{delta} process(es) of this cgroup were OOM-killed; level {}", handle.level());
+///     }
+/// });
+/// # Ok::<(), memguard::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct MemGuard {
+    handle: GuardHandle,
+}
+
+/// A cheap, cloneable reference to a running guard, safe to capture in callbacks: it does not
+/// keep the threads alive, and calling any method from a callback is fine (including
+/// [`close`](Self::close)).
+#[derive(Debug, Clone)]
+pub struct GuardHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl MemGuard {
+    /// Start a guard configured from the `MEMGUARD_*` environment (see [`Builder::from_env`]).
+    ///
+    /// # Errors
+    /// As [`Builder::start`].
+    pub fn start() -> Result<MemGuard> {
+        Builder::from_env()?.start()
+    }
+
+    /// A builder with defaults (not reading the environment; see [`Builder::from_env`]).
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start_with(config: Config) -> Result<MemGuard> {
+        let io_err = |what: &str, source: std::io::Error| Error::Io { path: what.into(), source };
+        let (pull_tx, pull_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let (dispatch_tx, dispatch_rx) = crossbeam_channel::unbounded();
+        let shared = Arc::new(Shared {
+            closing: AtomicBool::new(false),
+            waker: EventFd::new().map_err(|e| io_err("eventfd", e))?,
+            level: AtomicU8::new(Level::Normal.as_u8()),
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            limits: RwLock::new(Limits::host_only(None)),
+            sources: RwLock::new(Vec::new()),
+            callbacks: Callbacks::default(),
+            pull_tx,
+            pull_rx,
+            pull_dropped: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
+            reactor_tid: AtomicI32::new(0),
+            config,
+        });
+        // Detection and arming happen here, on the caller's thread, so errors reach the caller.
+        let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx)?;
+        let s = Arc::clone(&shared);
+        let dispatcher = std::thread::Builder::new()
+            .name("memguard-dispatch".into())
+            .spawn(move || dispatch::run(&s.callbacks, &dispatch_rx))
+            .map_err(|e| io_err("thread spawn", e))?;
+        let reactor_thread = std::thread::Builder::new()
+            .name("memguard-reactor".into())
+            .spawn(move || reactor.run())
+            .map_err(|e| io_err("thread spawn", e))?;
+        {
+            let mut t = shared.threads.lock().unwrap_or_else(PoisonError::into_inner);
+            t.push((reactor_thread.thread().id(), reactor_thread));
+            t.push((dispatcher.thread().id(), dispatcher));
+        }
+        Ok(MemGuard { handle: GuardHandle { shared } })
+    }
+
+    /// A handle for callbacks and other threads.
+    pub fn handle(&self) -> GuardHandle {
+        self.handle.clone()
+    }
+}
+
+impl std::ops::Deref for MemGuard {
+    type Target = GuardHandle;
+    fn deref(&self) -> &GuardHandle {
+        &self.handle
+    }
+}
+
+impl Drop for MemGuard {
+    fn drop(&mut self) {
+        self.handle.close();
+    }
+}
+
+impl GuardHandle {
+    /// The current level (one atomic load).
+    pub fn level(&self) -> Level {
+        Level::from_u8(self.shared.level.load(Ordering::Acquire))
+    }
+
+    /// The latest snapshot (no syscall).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        read(&self.shared.snapshot)
+    }
+
+    /// The limits as last detected.
+    pub fn limits(&self) -> Limits {
+        read(&self.shared.limits)
+    }
+
+    /// Every event source tried, armed or not, with details.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        read(&self.shared.sources)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Call `f` on every level change, on the dispatcher thread.
+    pub fn on_level(&self, f: impl Fn(LevelChange, &Snapshot) + Send + Sync + 'static) -> Subscription {
+        self.shared.callbacks.add_level(Arc::new(f))
+    }
+
+    /// Call `f` on every event (kernel events and level changes), on the dispatcher thread.
+    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
+        self.shared.callbacks.add_event(Arc::new(f))
+    }
+
+    /// Remove a callback (also from inside a callback). Returns whether it was registered.
+    pub fn unsubscribe(&self, sub: Subscription) -> bool {
+        self.shared.callbacks.remove(sub)
+    }
+
+    /// The next event, waiting up to `timeout`; `None` on timeout or once closed. Events are
+    /// queued from the start (up to the queue capacity; the oldest are dropped beyond it, see
+    /// [`dropped_events`](Self::dropped_events)), for runtimes that prefer their own thread.
+    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+        if self.is_closed() {
+            return self.shared.pull_rx.try_recv().ok();
+        }
+        self.shared.pull_rx.recv_timeout(timeout).ok()
+    }
+
+    /// Events dropped from the pull queue because nobody read them.
+    pub fn dropped_events(&self) -> u64 {
+        self.shared.pull_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Callbacks that panicked (caught and logged).
+    pub fn callback_panics(&self) -> u64 {
+        self.shared.callbacks.panics()
+    }
+
+    /// True once [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::Acquire)
+    }
+
+    /// The reactor thread's kernel thread id (for CPU accounting).
+    pub fn reactor_thread_id(&self) -> i32 {
+        self.shared.reactor_tid.load(Ordering::Relaxed)
+    }
+
+    /// Stop both threads and release every fd. Idempotent; callable from any thread,
+    /// including from inside a callback (the dispatcher then finishes after that callback).
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        if let Err(e) = self.shared.waker.signal() {
+            tracing::warn!(error = %e, "cannot wake the memguard reactor");
+        }
+        let me = std::thread::current().id();
+        let threads: Vec<(ThreadId, JoinHandle<()>)> =
+            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for (id, t) in threads {
+            if id == me {
+                continue; // closing from a callback: this thread ends by itself
+            }
+            let _ = t.join();
+        }
+        self.shared.callbacks.clear();
+    }
+}

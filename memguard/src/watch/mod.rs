@@ -1,0 +1,19 @@
+//! The event-driven watcher: [`MemGuard`] arms every kernel notification source the kernel and
+//! permissions allow (see [`sources`]), waits on them in one epoll set on a reactor thread,
+//! samples usage on an adaptive interval ([`sampler`]), turns both into a [`Level`](crate::Level)
+//! and [`Event`]s, and delivers them to callbacks on a dispatcher thread and to a pull queue.
+
+pub mod builder;
+pub mod dispatch;
+pub mod event;
+pub mod guard;
+mod reactor;
+pub mod sampler;
+pub mod snapshot;
+pub mod sources;
+
+pub use builder::{Builder, Config};
+pub use dispatch::Subscription;
+pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
+pub use guard::{GuardHandle, MemGuard};
+pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};

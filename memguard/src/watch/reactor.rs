@@ -1,0 +1,392 @@
+//! The reactor: one thread, one epoll set over every armed source plus a waker eventfd; the
+//! epoll timeout is the sampler's next deadline. No sleeping loop: between samples the thread
+//! is blocked in `epoll_wait`.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::detect::Detector;
+use crate::error::{Error, Result};
+use crate::level::{Level, LevelTracker};
+use crate::limits::Limits;
+use crate::sys::{monotonic_ns, Epoll, Ready};
+
+use super::dispatch::Msg;
+use super::event::{Direction, Event, EventKind};
+use super::guard::Shared;
+use super::sampler::{next_interval, Probe, Sample};
+use super::snapshot::{KernelCounters, PsiAverages, Snapshot};
+use super::sources::{self, Keep, Signal, Source};
+
+const WAKER: u64 = u64::MAX;
+const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(crate) struct Reactor {
+    shared: Arc<Shared>,
+    epoll: Epoll,
+    detector: Detector,
+    limits: Limits,
+    probe: Probe,
+    sources: Vec<Option<Box<dyn Source>>>,
+    tracker: LevelTracker,
+    dispatch: Sender<Msg>,
+    last: Option<Sample>,
+    v1_oom_kill: Option<u64>,
+    counters: KernelCounters,
+    psi_file: Option<File>,
+    psi: Option<PsiAverages>,
+    next_sample: Instant,
+    next_redetect: Instant,
+    next_psi_read: Instant,
+    interval: Duration,
+    samples: u64,
+    events_total: BTreeMap<&'static str, u64>,
+    level_since: Instant,
+    time_in_level: [Duration; 3],
+}
+
+impl Reactor {
+    /// Detect and arm (on the caller's thread, so errors surface from `start`).
+    pub(crate) fn new(shared: Arc<Shared>, dispatch: Sender<Msg>) -> Result<Reactor> {
+        let cfg = &shared.config;
+        let mut detector = Detector::new();
+        if let Some(root) = &cfg.root {
+            detector = detector.with_root(root);
+        }
+        if let Some(pid) = cfg.pid {
+            detector = detector.with_pid(pid);
+        }
+        let limits = detector.detect()?;
+        let epoll = Epoll::new().map_err(|source| Error::Io { path: "epoll".into(), source })?;
+        epoll
+            .add(std::os::fd::AsFd::as_fd(&shared.waker), WAKER, crate::sys::IN)
+            .map_err(|source| Error::Io { path: "epoll".into(), source })?;
+        let now = Instant::now();
+        let mut r = Reactor {
+            probe: Probe::open(&limits, detector.fs(), cfg.eviction_threshold),
+            tracker: LevelTracker::new(cfg.thresholds, cfg.event_hold),
+            next_redetect: now + cfg.redetect_interval,
+            shared: Arc::clone(&shared),
+            epoll,
+            detector,
+            limits,
+            sources: Vec::new(),
+            dispatch,
+            last: None,
+            v1_oom_kill: None,
+            counters: KernelCounters::default(),
+            psi_file: None,
+            psi: None,
+            next_sample: now,
+            next_psi_read: now,
+            interval: cfg.sampler.min_interval,
+            samples: 0,
+            events_total: BTreeMap::new(),
+            level_since: now,
+            time_in_level: [Duration::ZERO; 3],
+        };
+        r.arm();
+        // The first sample: level and snapshot are meaningful as soon as start() returns.
+        let mut pending = Vec::new();
+        r.sample(&mut pending, monotonic_ns());
+        r.publish(pending, monotonic_ns());
+        Ok(r)
+    }
+
+    fn threshold_bytes(&self) -> Option<(u64, u64)> {
+        let limit = self.limits.limit_bytes?;
+        let th = self.tracker.thresholds();
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let at = |f: f64| (limit as f64 * f) as u64;
+        Some((at(th.warn), at(th.critical)))
+    }
+
+    /// (Re-)arm every source for the current limits.
+    fn arm(&mut self) {
+        for s in self.sources.drain(..).flatten() {
+            let _ = self.epoll.delete(s.fd());
+        }
+        let cfg = self.shared.config.sources;
+        let armed = sources::arm(&self.limits, self.detector.fs(), &cfg, self.threshold_bytes());
+        let mut status = armed.status;
+        for (i, s) in armed.sources.into_iter().enumerate() {
+            match self.epoll.add(s.fd(), i as u64, s.interest()) {
+                Ok(()) => self.sources.push(Some(s)),
+                Err(e) => {
+                    if let Some(st) = status.iter_mut().find(|st| st.name == s.name()) {
+                        st.armed = false;
+                        st.detail = Some(format!("epoll: {e}"));
+                    }
+                    self.sources.push(None);
+                }
+            }
+        }
+        let kernel_thresholds = self.kernel_watches_thresholds();
+        status.push(crate::status::SourceStatus {
+            name: "sampler".into(),
+            armed: true,
+            detail: Some(if self.probe.is_cgroup() {
+                format!(
+                    "adaptive, {:?}..{:?}{}",
+                    self.shared.config.sampler.min_interval,
+                    self.shared.config.sampler.max_interval,
+                    if kernel_thresholds { " (relaxed: kernel thresholds armed)" } else { "" }
+                )
+            } else {
+                format!(
+                    "node mode: /proc/meminfo MemAvailable vs eviction threshold {} bytes",
+                    self.shared.config.eviction_threshold
+                )
+            }),
+        });
+        self.psi_file = self.limits.psi_file.as_ref().and_then(|p| File::open(self.detector.fs().path(p)).ok());
+        *self.shared.sources.write().unwrap_or_else(PoisonError::into_inner) = status;
+        *self.shared.limits.write().unwrap_or_else(PoisonError::into_inner) = self.limits.clone();
+        self.v1_oom_kill = None;
+    }
+
+    fn kernel_watches_thresholds(&self) -> bool {
+        self.sources.iter().flatten().filter(|s| s.watches_thresholds()).count() >= 2
+    }
+
+    /// The loop, until closed.
+    pub(crate) fn run(mut self) {
+        self.shared.reactor_tid.store(crate::sys::thread_id(), Ordering::Relaxed);
+        let mut ready = Vec::new();
+        let mut signals = Vec::new();
+        loop {
+            let now = Instant::now();
+            let mut deadline = self.next_sample.min(self.next_redetect);
+            if let Some(d) = self.tracker.floor_deadline() {
+                deadline = deadline.min(d);
+            }
+            if let Err(e) = self.epoll.wait(&mut ready, Some(deadline.saturating_duration_since(now))) {
+                tracing::error!(error = %e, "epoll_wait failed; memguard watcher stops");
+                break;
+            }
+            if self.shared.closing.load(Ordering::Acquire) {
+                break;
+            }
+            let woke = monotonic_ns();
+            signals.clear();
+            for r in &ready {
+                self.on_ready(*r, &mut signals);
+            }
+            self.step(&signals, woke);
+        }
+        tracing::debug!("memguard reactor stopped");
+    }
+
+    fn on_ready(&mut self, r: Ready, signals: &mut Vec<Signal>) {
+        if r.token == WAKER {
+            let _ = self.shared.waker.drain();
+            return;
+        }
+        let Ok(i) = usize::try_from(r.token) else { return };
+        let Some(Some(source)) = self.sources.get_mut(i) else { return };
+        if source.ready(r, signals) == Keep::No {
+            if let Some(s) = self.sources[i].take() {
+                let _ = self.epoll.delete(s.fd());
+            }
+        }
+    }
+
+    /// Handle the signals of one wake-up (and the timers).
+    fn step(&mut self, signals: &[Signal], woke: u64) {
+        let now = Instant::now();
+        let mut pending: Vec<EventKind> = Vec::new();
+        let mut resample = now >= self.next_sample;
+        let mut gone = false;
+        let mut crossed = Vec::new();
+        for s in signals {
+            match s {
+                Signal::Event(kind) => {
+                    if let Some(f) = kind.floor() {
+                        self.tracker.raise(f, now);
+                    }
+                    resample = true;
+                    pending.push(kind.clone());
+                }
+                Signal::Floor(level) => {
+                    self.tracker.raise(*level, now);
+                }
+                Signal::Resample => resample = true,
+                Signal::ThresholdCrossed(bytes) => {
+                    crossed.push(*bytes);
+                    resample = true;
+                }
+                Signal::Gone => gone = true,
+            }
+        }
+        if resample && !gone {
+            gone = !self.sample(&mut pending, woke);
+            if let Some(s) = self.last {
+                for bytes in crossed {
+                    let direction = if s.usage >= bytes { Direction::Up } else { Direction::Down };
+                    pending.push(EventKind::Threshold { direction, threshold_bytes: bytes });
+                }
+                if s.limit_file_changed {
+                    self.next_redetect = now;
+                }
+            }
+        }
+        if gone {
+            let cgroup = self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
+            pending.push(EventKind::CgroupRemoved { cgroup });
+            self.redetect(&mut pending, woke);
+        } else if Instant::now() >= self.next_redetect {
+            self.redetect(&mut pending, woke);
+        }
+        self.publish(pending, woke);
+    }
+
+    /// Take a sample, update the level. Returns false when the cgroup's files are gone.
+    fn sample(&mut self, pending: &mut Vec<EventKind>, _woke: u64) -> bool {
+        let now = Instant::now();
+        let sample = match self.probe.sample() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(error = %e, "memguard sample failed: cgroup gone");
+                self.next_sample = now + self.shared.config.sampler.max_interval;
+                return false;
+            }
+        };
+        self.samples += 1;
+        if let Some(kills) = sample.v1_oom_kill {
+            if let Some(prev) = self.v1_oom_kill {
+                if kills > prev {
+                    self.tracker.raise(Level::Critical, now);
+                    pending.push(EventKind::OomKill { count: kills, delta: kills - prev });
+                }
+            }
+            self.v1_oom_kill = Some(kills);
+            self.counters.oom_kill = kills;
+        }
+        if let Some(limit) = sample.limit.filter(|l| *l > 0) {
+            #[allow(clippy::cast_precision_loss)]
+            self.tracker.observe(sample.working_set as f64 / limit as f64, now);
+        }
+        self.last = Some(sample);
+        let cfg = &self.shared.config;
+        self.interval = next_interval(
+            &cfg.sampler,
+            sample.working_set,
+            sample.limit,
+            &cfg.thresholds,
+            self.kernel_watches_thresholds(),
+        );
+        self.next_sample = now + self.interval;
+        if now >= self.next_psi_read {
+            self.next_psi_read = now + PSI_READ_INTERVAL;
+            self.psi = self.psi_file.as_ref().and_then(|f| {
+                let mut buf = [0u8; 256];
+                let n = f.read_at(&mut buf, 0).ok()?;
+                PsiAverages::parse(&String::from_utf8_lossy(&buf[..n]))
+            });
+        }
+        true
+    }
+
+    fn redetect(&mut self, pending: &mut Vec<EventKind>, woke: u64) {
+        self.next_redetect = Instant::now() + self.shared.config.redetect_interval;
+        let new = match self.detector.detect() {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "memguard re-detection failed; watching host memory only");
+                Limits::host_only(self.limits.host_total_bytes)
+            }
+        };
+        let moved = new.cgroup_dir != self.limits.cgroup_dir || new.limit_dir != self.limits.limit_dir;
+        if new.limit_bytes != self.limits.limit_bytes {
+            pending.push(EventKind::LimitChanged { old: self.limits.limit_bytes, new: new.limit_bytes });
+        }
+        let changed = moved || new.limit_bytes != self.limits.limit_bytes || new.cgroup != self.limits.cgroup;
+        self.limits = new;
+        if changed {
+            self.probe = Probe::open(&self.limits, self.detector.fs(), self.shared.config.eviction_threshold);
+            self.arm();
+            self.sample(pending, woke);
+        }
+    }
+
+    /// Update the snapshot and deliver events (kernel events first, then the level change).
+    fn publish(&mut self, mut pending: Vec<EventKind>, woke: u64) {
+        let now = Instant::now();
+        let before = Level::from_u8(self.shared.level.load(Ordering::Acquire));
+        if let Some(change) = self.tracker.tick(now) {
+            let _ = change;
+        }
+        let level = self.tracker.level();
+        if level != before {
+            let spent = now.duration_since(self.level_since);
+            self.time_in_level[before as usize] += spent;
+            self.level_since = now;
+            pending.push(EventKind::LevelChanged { from: before, to: level });
+            tracing::info!(from = before.as_str(), to = level.as_str(), "memguard level changed");
+        }
+        for k in &pending {
+            if let EventKind::High { count, .. } = k {
+                self.counters.high = *count;
+            }
+            if let EventKind::Max { count, .. } = k {
+                self.counters.max = *count;
+            }
+            if let EventKind::Oom { count, .. } = k {
+                self.counters.oom = *count;
+            }
+            if let EventKind::OomKill { count, .. } = k {
+                self.counters.oom_kill = *count;
+            }
+            *self.events_total.entry(k.name()).or_insert(0) += 1;
+        }
+        let snap = Arc::new(self.snapshot(level, now));
+        self.shared.level.store(level.as_u8(), Ordering::Release);
+        *self.shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap);
+        for kind in pending {
+            let event = Event {
+                kind,
+                monotonic_ns: woke,
+                level,
+                working_set_bytes: self.last.map(|s| s.working_set),
+                limit_bytes: self.last.and_then(|s| s.limit),
+            };
+            self.shared.push_pull(event.clone());
+            let _ = self.dispatch.send(Msg::Event(event, Arc::clone(&snap)));
+        }
+    }
+
+    fn snapshot(&self, level: Level, now: Instant) -> Snapshot {
+        let mut seconds = [0.0; 3];
+        for (i, d) in self.time_in_level.iter().enumerate() {
+            seconds[i] = d.as_secs_f64();
+        }
+        seconds[level as usize] += now.duration_since(self.level_since).as_secs_f64();
+        let s = self.last;
+        let limit = s.and_then(|s| s.limit);
+        let ws = s.map_or(0, |s| s.working_set);
+        #[allow(clippy::cast_precision_loss)]
+        Snapshot {
+            level,
+            limit_bytes: limit,
+            limit_source: s.map_or(super::snapshot::LimitSource::Node, |s| s.source),
+            usage_bytes: s.map_or(0, |s| s.usage),
+            working_set_bytes: ws,
+            headroom_bytes: limit.map(|l| l.saturating_sub(ws)),
+            used_fraction: limit.filter(|l| *l > 0).map(|l| ws as f64 / l as f64),
+            host_available_bytes: s.and_then(|s| s.host_available),
+            psi: self.psi,
+            kernel_counters: self.counters,
+            events_total: self.events_total.clone(),
+            samples: self.samples,
+            sample_interval_ms: self.interval.as_secs_f64() * 1000.0,
+            seconds_in_level: seconds,
+            monotonic_ns: monotonic_ns(),
+        }
+    }
+}

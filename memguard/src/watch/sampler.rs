@@ -1,0 +1,295 @@
+//! The adaptive sampler: reads usage and working set on an interval that shrinks as headroom
+//! shrinks. It backs every kernel notification source and is the only way cgroup v2 sees a
+//! usage threshold crossing (v2 has no usage notification).
+//!
+//! # Interval
+//! With `rate` the fastest allocation rate to guard against (default 2 GiB/s), the next sample
+//! is due after `distance / rate / 2`, where `distance` is the gap from the working set to the
+//! next boundary above it (warning threshold, critical threshold, then the limit), clamped to
+//! `[min_interval, max_interval]` (default 5 ms .. 1 s). Halving leaves room for the time a
+//! sample takes and for scheduling delay: a burst at `rate` is seen at least once between any
+//! two boundaries wider than `rate * min_interval` (10 MiB at the defaults). When the kernel
+//! watches the boundaries itself (v1 usage thresholds armed) the sampler relaxes to
+//! `max_interval`.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+use crate::fsroot::FsRoot;
+use crate::level::Thresholds;
+use crate::limits::{CgroupVersion, Limits};
+use crate::parse::{meminfo, memory_stat, value};
+
+use super::snapshot::LimitSource;
+
+/// Sampler tuning.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplerConfig {
+    /// Fastest allocation rate to guard against, bytes per second (default 2 GiB/s).
+    pub max_rate: u64,
+    /// Shortest interval (default 5 ms).
+    pub min_interval: Duration,
+    /// Longest interval (default 1 s).
+    pub max_interval: Duration,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            max_rate: 2 << 30,
+            min_interval: Duration::from_millis(5),
+            max_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The interval until the next sample (see the module docs).
+pub fn next_interval(
+    cfg: &SamplerConfig,
+    working_set: u64,
+    limit: Option<u64>,
+    thresholds: &Thresholds,
+    kernel_watches_thresholds: bool,
+) -> Duration {
+    let Some(limit) = limit.filter(|l| *l > 0) else { return cfg.max_interval };
+    if kernel_watches_thresholds {
+        return cfg.max_interval;
+    }
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let at = |f: f64| (limit as f64 * f) as u64;
+    let next = [at(thresholds.warn), at(thresholds.critical), limit].into_iter().find(|b| *b > working_set);
+    let Some(next) = next else { return cfg.min_interval };
+    #[allow(clippy::cast_precision_loss)]
+    let secs = (next - working_set) as f64 / cfg.max_rate.max(1) as f64 / 2.0;
+    Duration::from_secs_f64(secs).clamp(cfg.min_interval, cfg.max_interval)
+}
+
+/// One sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    /// Usage (cgroup) or host used memory (node).
+    pub usage: u64,
+    /// Working set (cgroup) or host used memory (node).
+    pub working_set: u64,
+    /// The limit to compare with.
+    pub limit: Option<u64>,
+    /// What the limit is.
+    pub source: LimitSource,
+    /// The limit file's current value when it no longer matches detection (re-detect).
+    pub limit_file_changed: bool,
+    /// Host `MemAvailable`.
+    pub host_available: Option<u64>,
+    /// v1: the `oom_kill` counter of `memory.oom_control` at the guarded cgroup.
+    pub v1_oom_kill: Option<u64>,
+}
+
+/// Open files for sampling (kept open: a sample is a few `pread`s).
+#[derive(Debug)]
+pub struct Probe {
+    cgroup: Option<CgroupFiles>,
+    v1_oom_control: Option<File>,
+    meminfo: Option<File>,
+    eviction_threshold: u64,
+    host_total: Option<u64>,
+    buf: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct CgroupFiles {
+    usage: File,
+    stat: Option<File>,
+    limit_file: Option<File>,
+    limit: u64,
+}
+
+impl Probe {
+    /// Open the files for `limits`: the limiting cgroup's usage/stat/limit when a cgroup limit
+    /// exists, else node mode (`/proc/meminfo`).
+    pub fn open(limits: &Limits, fs: &FsRoot, eviction_threshold: u64) -> Probe {
+        let cgroup = match (crate::cgroup::MemoryFiles::of(limits.cgroup), &limits.limit_dir, limits.limit_bytes) {
+            (Some(files), Some(dir), Some(limit)) => {
+                let open = |name: &str| File::open(fs.path(format!("{dir}/{name}"))).ok();
+                open(files.usage).map(|usage| CgroupFiles {
+                    usage,
+                    stat: open(files.stat),
+                    limit_file: open(files.limit),
+                    limit,
+                })
+            }
+            _ => None,
+        };
+        let guarded_dir = limits.limit_dir.as_ref().or(limits.cgroup_dir.as_ref());
+        let v1_oom_control = match (limits.cgroup, guarded_dir) {
+            (CgroupVersion::V1, Some(dir)) => File::open(fs.path(format!("{dir}/memory.oom_control"))).ok(),
+            _ => None,
+        };
+        Probe {
+            cgroup,
+            v1_oom_control,
+            meminfo: File::open(fs.path("/proc/meminfo")).ok(),
+            eviction_threshold,
+            host_total: limits.host_total_bytes,
+            buf: Vec::with_capacity(8192),
+        }
+    }
+
+    /// True when sampling a cgroup (not node mode).
+    pub fn is_cgroup(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    fn pread(buf: &mut Vec<u8>, f: &File) -> io::Result<()> {
+        buf.clear();
+        buf.resize(buf.capacity().max(8192), 0);
+        let mut len = 0;
+        loop {
+            let n = f.read_at(&mut buf[len..], len as u64)?;
+            len += n;
+            if n == 0 || len < buf.len() {
+                break;
+            }
+            buf.resize(buf.len() * 2, 0);
+        }
+        buf.truncate(len);
+        Ok(())
+    }
+
+    /// Take a sample.
+    ///
+    /// # Errors
+    /// The cgroup's files became unreadable (typically: the cgroup was removed — `ENODEV`).
+    pub fn sample(&mut self) -> io::Result<Sample> {
+        let host_available = match &self.meminfo {
+            Some(f) => {
+                Self::pread(&mut self.buf, f)?;
+                meminfo::parse(&String::from_utf8_lossy(&self.buf)).available_bytes
+            }
+            None => None,
+        };
+        let v1_oom_kill = match &self.v1_oom_control {
+            Some(f) => {
+                Self::pread(&mut self.buf, f)?;
+                memory_stat::parse(&String::from_utf8_lossy(&self.buf)).get("oom_kill")
+            }
+            None => None,
+        };
+        if let Some(cg) = &self.cgroup {
+            Self::pread(&mut self.buf, &cg.usage)?;
+            let usage = value::parse_u64(&String::from_utf8_lossy(&self.buf))
+                .map_err(|r| io::Error::new(io::ErrorKind::InvalidData, r))?;
+            let inactive = match &cg.stat {
+                Some(f) => {
+                    Self::pread(&mut self.buf, f)?;
+                    memory_stat::parse(&String::from_utf8_lossy(&self.buf)).inactive_file().unwrap_or(0)
+                }
+                None => 0,
+            };
+            let limit_file_changed = match &cg.limit_file {
+                Some(f) => {
+                    Self::pread(&mut self.buf, f)?;
+                    value::parse_limit(&String::from_utf8_lossy(&self.buf)).ok().and_then(|v| v.bytes())
+                        != Some(cg.limit)
+                }
+                None => false,
+            };
+            return Ok(Sample {
+                usage,
+                working_set: usage.saturating_sub(inactive),
+                limit: Some(cg.limit),
+                source: LimitSource::Cgroup,
+                limit_file_changed,
+                host_available,
+                v1_oom_kill,
+            });
+        }
+        let used = self.host_total.zip(host_available).map_or(0, |(t, a)| t.saturating_sub(a));
+        Ok(Sample {
+            usage: used,
+            working_set: used,
+            limit: self.host_total.map(|t| t.saturating_sub(self.eviction_threshold)),
+            source: LimitSource::Node,
+            limit_file_changed: false,
+            host_available,
+            v1_oom_kill,
+        })
+    }
+}
+
+/// Whether `version` offers a kernel usage-threshold notification (v1 only).
+pub fn has_usage_notification(version: CgroupVersion) -> bool {
+    version == CgroupVersion::V1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    /// Simulate a linear ramp from zero at `rate` bytes/s, sampling on the computed intervals
+    /// with `cost` per sample; return the working set at the first sample at or above each
+    /// of the warning, critical and limit boundaries.
+    fn ramp(limit: u64, rate: u64, cost: Duration) -> [Option<u64>; 3] {
+        let cfg = SamplerConfig::default();
+        let th = Thresholds::default();
+        let mut t = 0.0f64;
+        let mut seen = [None; 3];
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        loop {
+            let ws = (t * rate as f64) as u64;
+            let f = ws as f64 / limit as f64;
+            for (i, b) in [th.warn, th.critical, 1.0].iter().enumerate() {
+                if f >= *b && seen[i].is_none() {
+                    seen[i] = Some(ws);
+                }
+            }
+            if ws >= limit {
+                return seen;
+            }
+            t += (next_interval(&cfg, ws, Some(limit), &th, false) + cost).as_secs_f64();
+        }
+    }
+
+    #[test]
+    fn one_gib_per_second_ramp_is_seen_at_warning_before_95_percent() {
+        for limit in [256 * MIB, 512 * MIB, GIB, 4 * GIB, 16 * GIB, 64 * GIB] {
+            let seen = ramp(limit, GIB, Duration::from_micros(200));
+            let warn_at = seen[0].expect("warning seen");
+            #[allow(clippy::cast_precision_loss)]
+            let frac = warn_at as f64 / limit as f64;
+            assert!(frac < 0.95, "limit {limit}: warning first seen at {frac:.3}");
+        }
+    }
+
+    #[test]
+    fn two_gib_per_second_burst_cannot_cross_from_warning_to_the_limit_unseen() {
+        for limit in [128 * MIB, 256 * MIB, GIB, 8 * GIB, 64 * GIB] {
+            let seen = ramp(limit, 2 * GIB, Duration::from_micros(200));
+            let crit = seen[1].expect("critical seen");
+            assert!(crit < limit, "limit {limit}: critical first seen at the limit");
+        }
+    }
+
+    #[test]
+    fn intervals_shrink_with_headroom_and_relax_when_the_kernel_watches() {
+        let cfg = SamplerConfig::default();
+        let th = Thresholds::default();
+        let far = next_interval(&cfg, 0, Some(64 * GIB), &th, false);
+        let near = next_interval(&cfg, 700 * MIB, Some(GIB), &th, false);
+        assert_eq!(far, cfg.max_interval);
+        assert!(near < Duration::from_millis(50), "{near:?}");
+        assert_eq!(next_interval(&cfg, GIB, Some(GIB), &th, false), cfg.min_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, None, &th, false), cfg.max_interval);
+    }
+
+    #[test]
+    fn idle_below_half_the_limit_samples_rarely() {
+        // Idle cost: below half of a 1 GiB limit the sampler runs at most ~5 times a second.
+        let iv = next_interval(&SamplerConfig::default(), 500 * MIB, Some(GIB), &Thresholds::default(), false);
+        assert!(iv >= Duration::from_millis(150), "{iv:?}");
+    }
+}

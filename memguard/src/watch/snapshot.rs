@@ -1,0 +1,151 @@
+//! [`Snapshot`]: the watcher's latest view, readable at any time without a syscall.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::level::Level;
+
+/// What the effective limit of a [`Snapshot`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitSource {
+    /// The cgroup limit (working set at the limiting cgroup against it).
+    Cgroup,
+    /// No cgroup limit: the node's eviction point (`MemTotal - eviction threshold`) against
+    /// host used memory (`MemTotal - MemAvailable`).
+    Node,
+}
+
+/// PSI averages (percent of time stalled) and totals (µs) from a `memory.pressure` file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct PsiAverages {
+    /// `some avg10`.
+    pub some_avg10: f64,
+    /// `some avg60`.
+    pub some_avg60: f64,
+    /// `some total` (µs).
+    pub some_total_us: u64,
+    /// `full avg10`.
+    pub full_avg10: f64,
+    /// `full avg60`.
+    pub full_avg60: f64,
+    /// `full total` (µs).
+    pub full_total_us: u64,
+}
+
+impl PsiAverages {
+    /// Parse the text of a PSI file; `None` when it has no `some` line.
+    pub fn parse(text: &str) -> Option<PsiAverages> {
+        let mut out = PsiAverages::default();
+        let mut seen = false;
+        for line in text.lines() {
+            let mut words = line.split_whitespace();
+            let which = words.next();
+            let (mut a10, mut a60, mut total) = (0.0, 0.0, 0);
+            for w in words {
+                let Some((k, v)) = w.split_once('=') else { continue };
+                match k {
+                    "avg10" => a10 = v.parse().unwrap_or(0.0),
+                    "avg60" => a60 = v.parse().unwrap_or(0.0),
+                    "total" => total = v.parse().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            match which {
+                Some("some") => {
+                    seen = true;
+                    (out.some_avg10, out.some_avg60, out.some_total_us) = (a10, a60, total);
+                }
+                Some("full") => (out.full_avg10, out.full_avg60, out.full_total_us) = (a10, a60, total),
+                _ => {}
+            }
+        }
+        seen.then_some(out)
+    }
+}
+
+/// Kernel event counters of the guarded cgroup (v2 `memory.events`; v1 `memory.oom_control`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KernelCounters {
+    /// `high`.
+    pub high: u64,
+    /// `max`.
+    pub max: u64,
+    /// `oom`.
+    pub oom: u64,
+    /// `oom_kill`.
+    pub oom_kill: u64,
+}
+
+/// The watcher's latest view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Current level.
+    pub level: Level,
+    /// The effective limit the level is computed against (`None` = nothing known).
+    pub limit_bytes: Option<u64>,
+    /// What that limit is.
+    pub limit_source: LimitSource,
+    /// Usage at the limiting cgroup (host used memory in node mode).
+    pub usage_bytes: u64,
+    /// Working set at the limiting cgroup (host used memory in node mode).
+    pub working_set_bytes: u64,
+    /// `limit - working set`.
+    pub headroom_bytes: Option<u64>,
+    /// `working set / limit`.
+    pub used_fraction: Option<f64>,
+    /// Host `MemAvailable`.
+    pub host_available_bytes: Option<u64>,
+    /// PSI averages of the watched pressure file (refreshed about once a second).
+    pub psi: Option<PsiAverages>,
+    /// Kernel counters of the guarded cgroup.
+    pub kernel_counters: KernelCounters,
+    /// Events delivered so far, per [`EventKind::name`](crate::watch::EventKind::name).
+    pub events_total: BTreeMap<&'static str, u64>,
+    /// Usage samples taken.
+    pub samples: u64,
+    /// Current sampling interval, milliseconds.
+    pub sample_interval_ms: f64,
+    /// Seconds spent in Normal, Warning, Critical since the guard started.
+    pub seconds_in_level: [f64; 3],
+    /// `CLOCK_MONOTONIC` ns of the latest sample.
+    pub monotonic_ns: u64,
+}
+
+impl Default for Snapshot {
+    fn default() -> Self {
+        Snapshot {
+            level: Level::Normal,
+            limit_bytes: None,
+            limit_source: LimitSource::Node,
+            usage_bytes: 0,
+            working_set_bytes: 0,
+            headroom_bytes: None,
+            used_fraction: None,
+            host_available_bytes: None,
+            psi: None,
+            kernel_counters: KernelCounters::default(),
+            events_total: BTreeMap::new(),
+            samples: 0,
+            sample_interval_ms: 0.0,
+            seconds_in_level: [0.0; 3],
+            monotonic_ns: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PsiAverages;
+
+    #[test]
+    fn parses_psi_files() {
+        let p = PsiAverages::parse(
+            "some avg10=1.50 avg60=0.20 avg300=0.00 total=12345\nfull avg10=0.50 avg60=0.10 avg300=0.00 total=678\n",
+        )
+        .expect("psi");
+        assert_eq!((p.some_avg10, p.some_total_us, p.full_avg10, p.full_total_us), (1.5, 12345, 0.5, 678));
+        assert_eq!(PsiAverages::parse("garbage"), None);
+    }
+}

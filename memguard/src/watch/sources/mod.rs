@@ -1,0 +1,151 @@
+//! Kernel notification sources, each an fd the reactor's epoll waits on.
+//!
+//! | source | kernel interface |
+//! |---|---|
+//! | `v2-memory-events` | `memory.events` of the limiting cgroup, `EPOLLPRI`, re-read on each wake |
+//! | `psi-cgroup-some` / `psi-cgroup-full` | trigger written to the cgroup's `memory.pressure` |
+//! | `psi-system-some` / `psi-system-full` | trigger written to `/proc/pressure/memory` (fallback) |
+//! | `v1-threshold-warn` / `v1-threshold-critical` | `cgroup.event_control` + eventfd on `memory.usage_in_bytes` |
+//! | `v1-pressure-medium` / `v1-pressure-critical` | eventfd on `memory.pressure_level` |
+//! | `v1-oom` | eventfd on `memory.oom_control` |
+//!
+//! The sampler and the node (`/proc/meminfo`) check are not fds; they are listed too.
+//! Arming never fails the guard: a source that cannot be armed is reported with the reason.
+
+pub mod memory_events;
+pub mod psi;
+pub mod v1;
+
+use std::os::fd::BorrowedFd;
+
+use crate::fsroot::FsRoot;
+use crate::level::Level;
+use crate::limits::{CgroupVersion, Limits};
+use crate::status::SourceStatus;
+use crate::sys::Ready;
+
+use super::event::EventKind;
+
+/// What a source tells the reactor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// A kernel event to deliver (its floor is applied by the reactor).
+    Event(EventKind),
+    /// Raise the level to at least this (without an event of its own).
+    Floor(Level),
+    /// Take a usage sample now.
+    Resample,
+    /// A v1 usage threshold fired (the reactor samples and judges the direction).
+    ThresholdCrossed(u64),
+    /// The watched cgroup is gone: stop this source, re-detect.
+    Gone,
+}
+
+/// Keep the source registered after a wake-up?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Yes.
+    Yes,
+    /// No: deregister and drop it (its cgroup is gone).
+    No,
+}
+
+/// A kernel notification source.
+pub trait Source: Send + std::fmt::Debug {
+    /// Name shown in `status` (`v2-memory-events`, ...).
+    fn name(&self) -> &'static str;
+    /// The fd to wait on.
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// `EPOLLPRI` or `EPOLLIN`.
+    fn interest(&self) -> u32;
+    /// What exactly is armed (file, trigger string).
+    fn detail(&self) -> String;
+    /// Handle a wake-up.
+    fn ready(&mut self, ready: Ready, out: &mut Vec<Signal>) -> Keep;
+    /// True for sources that notify on usage thresholds (the sampler may relax).
+    fn watches_thresholds(&self) -> bool {
+        false
+    }
+}
+
+/// Which sources to try.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceConfig {
+    /// Try PSI triggers.
+    pub psi: bool,
+    /// Try cgroup notifications (`memory.events`, v1 eventfds).
+    pub cgroup_events: bool,
+    /// Minimum time between two `High`/`Max` events (storms at `memory.max` are debounced).
+    pub debounce: std::time::Duration,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig { psi: true, cgroup_events: true, debounce: std::time::Duration::from_millis(100) }
+    }
+}
+
+/// The result of arming: live sources and the status of every source tried.
+#[derive(Debug, Default)]
+pub struct Armed {
+    /// Live sources.
+    pub sources: Vec<Box<dyn Source>>,
+    /// Every source tried (armed or not, with the reason).
+    pub status: Vec<SourceStatus>,
+}
+
+impl Armed {
+    fn push(&mut self, name: &str, result: Result<Box<dyn Source>, String>) {
+        match result {
+            Ok(s) => {
+                self.status.push(SourceStatus { name: s.name().to_owned(), armed: true, detail: Some(s.detail()) });
+                self.sources.push(s);
+            }
+            Err(why) => self.status.push(SourceStatus { name: name.to_owned(), armed: false, detail: Some(why) }),
+        }
+    }
+
+    fn note(&mut self, name: &str, armed: bool, detail: String) {
+        self.status.push(SourceStatus { name: name.to_owned(), armed, detail: Some(detail) });
+    }
+}
+
+/// Arm every source the kernel and permissions allow for `limits`. `threshold_bytes` are the
+/// warning and critical thresholds in bytes (for v1 usage thresholds), when a limit exists.
+pub fn arm(limits: &Limits, fs: &FsRoot, cfg: &SourceConfig, threshold_bytes: Option<(u64, u64)>) -> Armed {
+    let mut armed = Armed::default();
+    let watched_dir = limits.limit_dir.clone().or_else(|| limits.cgroup_dir.clone());
+    if cfg.cgroup_events {
+        match (limits.cgroup, &watched_dir) {
+            (CgroupVersion::V2, Some(dir)) => {
+                armed.push("v2-memory-events", memory_events::MemoryEvents::open(fs, dir, cfg.debounce));
+            }
+            (CgroupVersion::V1, Some(dir)) => {
+                if let (Some((warn, crit)), Some(limit_dir)) = (threshold_bytes, &limits.limit_dir) {
+                    armed.push("v1-threshold-warn", v1::V1Notifier::threshold(fs, limit_dir, warn, "v1-threshold-warn"));
+                    armed.push(
+                        "v1-threshold-critical",
+                        v1::V1Notifier::threshold(fs, limit_dir, crit, "v1-threshold-critical"),
+                    );
+                } else {
+                    armed.note("v1-threshold", false, "no cgroup limit: nothing to set thresholds against".into());
+                }
+                armed.push("v1-pressure-medium", v1::V1Notifier::pressure(fs, dir, crate::watch::V1Pressure::Medium));
+                armed.push(
+                    "v1-pressure-critical",
+                    v1::V1Notifier::pressure(fs, dir, crate::watch::V1Pressure::Critical),
+                );
+                armed.push("v1-oom", v1::V1Notifier::oom(fs, dir));
+            }
+            _ => armed.note("cgroup-events", false, "no memory cgroup".into()),
+        }
+    } else {
+        armed.note("cgroup-events", false, "disabled by configuration".into());
+    }
+    if cfg.psi {
+        psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed);
+    } else {
+        armed.note("psi", false, "disabled by configuration".into());
+    }
+    armed
+}

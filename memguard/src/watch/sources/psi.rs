@@ -1,0 +1,229 @@
+//! PSI triggers on `memory.pressure` (the cgroup's, else the system's `/proc/pressure/memory`).
+//!
+//! A trigger is `<some|full> <stall µs> <window µs>` written to an fd kept open; the kernel
+//! signals `EPOLLPRI` when the stall time within the window exceeds the threshold.
+//!
+//! # Privilege rules (encoded here)
+//! * Linux ≥ 6.5 (commit d82caa273565, "Allow unprivileged polling of N*2s period"): without
+//!   `CAP_SYS_RESOURCE` a trigger is accepted only if its window is a multiple of 2 s (these are
+//!   served by the regular 2 s averaging instead of an RT thread). The check happens at
+//!   `write()`, for both `/proc/pressure/*` and cgroup files (a few 6.5-era releases also
+//!   refused opening cgroup pressure files for writing; fixed by 8b39d20).
+//! * Linux < 6.5 (e.g. Debian 12's 6.1): `/proc/pressure/*` refuses writes without
+//!   `CAP_SYS_RESOURCE` at `open()`; cgroup pressure files need only write permission on the file.
+//! * Every kernel: windows from 500 ms to 10 s (older kernels reject windows under 500 ms).
+//!
+//! memguard therefore asks for a 1 s window when it holds `CAP_SYS_RESOURCE` and otherwise,
+//! or after a refusal, for a 2 s window (`some` 10% = 200 ms, `full` 5% = 100 ms of it), and
+//! falls back to the system file when the cgroup file refuses both. A source that still cannot
+//! arm is reported with the kernel's errors; the sampler reads PSI averages instead.
+//!
+//! # The first spurious trigger
+//! A trigger may fire on stall time accumulated before it was armed. Each wake re-reads the
+//! file's `total` and ignores the wake unless the stall time grew by at least the threshold
+//! since arming (or since the previous accepted event).
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+
+use crate::fsroot::FsRoot;
+use crate::sys::{Ready, PRI};
+use crate::watch::snapshot::PsiAverages;
+use crate::watch::{EventKind, PsiScope, Stall};
+
+use super::{Armed, Keep, Signal, Source};
+
+/// The system-wide PSI file.
+pub const SYSTEM_FILE: &str = "/proc/pressure/memory";
+
+/// Trigger strings to try, in order: `(trigger, stall threshold µs)`.
+pub fn candidates(stall: Stall, privileged: bool) -> Vec<(String, u64)> {
+    let word = match stall {
+        Stall::Some => "some",
+        Stall::Full => "full",
+    };
+    let pct = match stall {
+        Stall::Some => 10,
+        Stall::Full => 5,
+    };
+    let windows: &[u64] = if privileged { &[1_000_000, 2_000_000] } else { &[2_000_000] };
+    windows
+        .iter()
+        .map(|w| {
+            let threshold = w * pct / 100;
+            (format!("{word} {threshold} {w}"), threshold)
+        })
+        .collect()
+}
+
+/// An armed PSI trigger.
+#[derive(Debug)]
+pub struct PsiTrigger {
+    file: File,
+    path: String,
+    trigger: String,
+    threshold_us: u64,
+    stall: Stall,
+    scope: PsiScope,
+    last_total: u64,
+}
+
+impl PsiTrigger {
+    /// Try the candidate triggers on `path` (see the module docs).
+    ///
+    /// # Errors
+    /// Every attempt's error, in one sentence.
+    pub fn arm(fs: &FsRoot, path: &str, stall: Stall, scope: PsiScope, privileged: bool) -> Result<PsiTrigger, String> {
+        let mut errors = Vec::new();
+        for (trigger, threshold_us) in candidates(stall, privileged) {
+            let attempt = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(fs.path(path))
+                .and_then(|mut f| f.write_all(trigger.as_bytes()).map(|()| f));
+            match attempt {
+                Ok(file) => {
+                    let last_total = total(&file, stall).unwrap_or(0);
+                    return Ok(PsiTrigger {
+                        file,
+                        path: path.to_owned(),
+                        trigger,
+                        threshold_us,
+                        stall,
+                        scope,
+                        last_total,
+                    });
+                }
+                Err(e) => errors.push(format!("`{trigger}`: {e}")),
+            }
+        }
+        let cap = if privileged { "with" } else { "without" };
+        Err(format!("{path} refused {} ({cap} CAP_SYS_RESOURCE)", errors.join("; ")))
+    }
+}
+
+fn total(file: &File, stall: Stall) -> Option<u64> {
+    let mut buf = [0u8; 256];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    let p = PsiAverages::parse(&String::from_utf8_lossy(&buf[..n]))?;
+    Some(match stall {
+        Stall::Some => p.some_total_us,
+        Stall::Full => p.full_total_us,
+    })
+}
+
+impl Source for PsiTrigger {
+    fn name(&self) -> &'static str {
+        match (self.scope, self.stall) {
+            (PsiScope::Cgroup, Stall::Some) => "psi-cgroup-some",
+            (PsiScope::Cgroup, Stall::Full) => "psi-cgroup-full",
+            (PsiScope::System, Stall::Some) => "psi-system-some",
+            (PsiScope::System, Stall::Full) => "psi-system-full",
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    fn interest(&self) -> u32 {
+        PRI
+    }
+
+    fn detail(&self) -> String {
+        format!("{} \"{}\"", self.path, self.trigger)
+    }
+
+    fn ready(&mut self, ready: Ready, out: &mut Vec<Signal>) -> Keep {
+        let Some(now_total) = total(&self.file, self.stall) else {
+            tracing::info!(file = %self.path, "PSI trigger unreadable: cgroup removed");
+            out.push(Signal::Gone);
+            return Keep::No;
+        };
+        if ready.is_error() && ready.events & PRI == 0 {
+            out.push(Signal::Gone);
+            return Keep::No;
+        }
+        if now_total.saturating_sub(self.last_total) < self.threshold_us {
+            tracing::debug!(file = %self.path, "spurious PSI wake ignored");
+            return Keep::Yes;
+        }
+        self.last_total = now_total;
+        out.push(Signal::Event(EventKind::Psi { stall: self.stall, scope: self.scope }));
+        out.push(Signal::Resample);
+        Keep::Yes
+    }
+}
+
+/// Arm `some` and `full` triggers on the cgroup file, else on the system file.
+pub fn arm_all(fs: &FsRoot, cgroup_file: Option<&str>, armed: &mut Armed) {
+    let privileged = crate::sys::has_cap_sys_resource();
+    let mut cgroup_ok = false;
+    match cgroup_file {
+        Some(path) => {
+            for (stall, name) in [(Stall::Some, "psi-cgroup-some"), (Stall::Full, "psi-cgroup-full")] {
+                let r = PsiTrigger::arm(fs, path, stall, PsiScope::Cgroup, privileged);
+                cgroup_ok |= r.is_ok();
+                armed.push(name, r.map(|t| Box::new(t) as Box<dyn Source>));
+            }
+        }
+        None => armed.note("psi-cgroup", false, "no cgroup memory.pressure file".into()),
+    }
+    if cgroup_ok {
+        return;
+    }
+    if !fs.exists(SYSTEM_FILE) {
+        armed.note("psi-system", false, format!("{SYSTEM_FILE} does not exist (kernel without PSI, or psi=0)"));
+        return;
+    }
+    for (stall, name) in [(Stall::Some, "psi-system-some"), (Stall::Full, "psi-system-full")] {
+        let r = PsiTrigger::arm(fs, SYSTEM_FILE, stall, PsiScope::System, privileged);
+        armed.push(name, r.map(|t| Box::new(t) as Box<dyn Source>));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unprivileged_windows_are_multiples_of_two_seconds() {
+        for stall in [Stall::Some, Stall::Full] {
+            for (t, _) in candidates(stall, false) {
+                let w: u64 = t.split_whitespace().nth(2).and_then(|w| w.parse().ok()).expect("window");
+                assert_eq!(w % 2_000_000, 0, "{t}");
+            }
+            let privileged = candidates(stall, true);
+            assert_eq!(privileged.len(), 2);
+            assert!(privileged[0].0.ends_with(" 1000000"));
+        }
+        assert_eq!(candidates(Stall::Some, false)[0], ("some 200000 2000000".to_owned(), 200_000));
+    }
+
+    #[test]
+    fn spurious_wake_without_stall_growth_is_ignored() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("memory.pressure");
+        std::fs::write(&p, "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0 avg60=0 avg300=0 total=10\n")
+            .expect("write");
+        let mut t = PsiTrigger {
+            file: File::open(&p).expect("open"),
+            path: "memory.pressure".into(),
+            trigger: "some 200000 2000000".into(),
+            threshold_us: 200_000,
+            stall: Stall::Some,
+            scope: PsiScope::Cgroup,
+            last_total: 1000,
+        };
+        let ready = Ready { token: 0, events: PRI };
+        let mut out = Vec::new();
+        assert_eq!(t.ready(ready, &mut out), Keep::Yes);
+        assert!(out.is_empty(), "{out:?}");
+        std::fs::write(&p, "some avg10=9.00 avg60=0.00 avg300=0.00 total=301000\n").expect("write");
+        t.ready(ready, &mut out);
+        assert_eq!(out[0], Signal::Event(EventKind::Psi { stall: Stall::Some, scope: PsiScope::Cgroup }));
+    }
+}
