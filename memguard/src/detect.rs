@@ -283,11 +283,22 @@ impl Detector {
     }
 
     /// Everything `memguard status` reports: limits, usage at the process's cgroup and at the
-    /// limiting cgroup, host memory, and the event sources.
+    /// limiting cgroup, host memory, and the event sources the watcher would arm here (v1
+    /// eventfd registrations are made and released to find out; PSI trigger files are checked
+    /// for writing — see [`status_with`](Self::status_with) to create real triggers).
     ///
     /// # Errors
     /// As [`detect`](Self::detect).
     pub fn status(&self) -> Result<crate::Status> {
+        self.status_with(false)
+    }
+
+    /// [`status`](Self::status), creating real PSI triggers to test them when `probe_psi`
+    /// (accurate, but releasing a trigger costs 10-20 ms per trigger on current kernels).
+    ///
+    /// # Errors
+    /// As [`detect`](Self::detect).
+    pub fn status_with(&self, probe_psi: bool) -> Result<crate::Status> {
         let (mut limits, meminfo) = self.detect_with_meminfo()?;
         let own = self.usage(&limits);
         let at_limit = self.limit_usage(&limits);
@@ -296,6 +307,8 @@ impl Detector {
                 limits.notes.push("the cgroup has no usage file; usage shown is host-wide".into());
             }
         }
-        Ok(crate::Status::new(limits, own.ok(), at_limit.ok(), meminfo.available_bytes))
+        let mut status = crate::Status::new(limits, own.ok(), at_limit.ok(), meminfo.available_bytes);
+        status.sources = crate::watch::sources::probe(&status.limits, &self.fs, &crate::watch::Config::default(), probe_psi);
+        Ok(status)
     }
 }

@@ -127,24 +127,12 @@ impl Reactor {
                 }
             }
         }
-        let kernel_thresholds = self.kernel_watches_thresholds();
-        status.push(crate::status::SourceStatus {
-            name: "sampler".into(),
-            armed: true,
-            detail: Some(if self.probe.is_cgroup() {
-                format!(
-                    "adaptive, {:?}..{:?}{}",
-                    self.shared.config.sampler.min_interval,
-                    self.shared.config.sampler.max_interval,
-                    if kernel_thresholds { " (relaxed: kernel thresholds armed)" } else { "" }
-                )
-            } else {
-                format!(
-                    "node mode: /proc/meminfo MemAvailable vs eviction threshold {} bytes",
-                    self.shared.config.eviction_threshold
-                )
-            }),
-        });
+        status.push(super::sampler::status(
+            &self.limits,
+            &self.shared.config.sampler,
+            self.shared.config.eviction_threshold,
+            self.kernel_watches_thresholds(),
+        ));
         self.psi_file = self.limits.psi_file.as_ref().and_then(|p| File::open(self.detector.fs().path(p)).ok());
         *self.shared.sources.write().unwrap_or_else(PoisonError::into_inner) = status;
         *self.shared.limits.write().unwrap_or_else(PoisonError::into_inner) = self.limits.clone();

@@ -4,11 +4,12 @@
 //!
 //! # Interval
 //! With `rate` the fastest allocation rate to guard against (default 2 GiB/s), the next sample
-//! is due after `distance / rate / 2`, where `distance` is the gap from the working set to the
-//! next boundary above it (warning threshold, critical threshold, then the limit), clamped to
-//! `[min_interval, max_interval]` (default 5 ms .. 1 s). Halving leaves room for the time a
-//! sample takes and for scheduling delay: a burst at `rate` is seen at least once between any
-//! two boundaries wider than `rate * min_interval` (10 MiB at the defaults). When the kernel
+//! is due after `distance / rate - slack`, where `distance` is the gap from the working set to
+//! the next boundary above it (warning threshold, critical threshold, then the limit) and
+//! `slack` (2 ms) covers the time a sample takes and scheduling delay, clamped to
+//! `[min_interval, max_interval]` (default 5 ms .. 1 s). A burst at `rate` is therefore seen
+//! at least once between any two boundaries wider than `rate * min_interval` (10 MiB at the
+//! defaults). Host `MemAvailable` is read at most once a second in cgroup mode. When the kernel
 //! watches the boundaries itself (v1 usage thresholds armed) the sampler relaxes to
 //! `max_interval`.
 
@@ -45,6 +46,9 @@ impl Default for SamplerConfig {
     }
 }
 
+/// Time a sample and a wake-up may take, subtracted from the time to the next boundary.
+pub const SLACK: Duration = Duration::from_millis(2);
+
 /// The interval until the next sample (see the module docs).
 pub fn next_interval(
     cfg: &SamplerConfig,
@@ -62,8 +66,8 @@ pub fn next_interval(
     let next = [at(thresholds.warn), at(thresholds.critical), limit].into_iter().find(|b| *b > working_set);
     let Some(next) = next else { return cfg.min_interval };
     #[allow(clippy::cast_precision_loss)]
-    let secs = (next - working_set) as f64 / cfg.max_rate.max(1) as f64 / 2.0;
-    Duration::from_secs_f64(secs).clamp(cfg.min_interval, cfg.max_interval)
+    let secs = (next - working_set) as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
+    Duration::from_secs_f64(secs.max(0.0)).clamp(cfg.min_interval, cfg.max_interval)
 }
 
 /// One sample.
@@ -93,6 +97,7 @@ pub struct Probe {
     meminfo: Option<File>,
     eviction_threshold: u64,
     host_total: Option<u64>,
+    host_available: Option<(u64, std::time::Instant)>,
     buf: Vec<u8>,
 }
 
@@ -131,6 +136,7 @@ impl Probe {
             meminfo: File::open(fs.path("/proc/meminfo")).ok(),
             eviction_threshold,
             host_total: limits.host_total_bytes,
+            host_available: None,
             buf: Vec::with_capacity(8192),
         }
     }
@@ -161,12 +167,17 @@ impl Probe {
     /// # Errors
     /// The cgroup's files became unreadable (typically: the cgroup was removed — `ENODEV`).
     pub fn sample(&mut self) -> io::Result<Sample> {
-        let host_available = match &self.meminfo {
-            Some(f) => {
+        let now = std::time::Instant::now();
+        let fresh = self.host_available.filter(|(_, at)| now.duration_since(*at) < Duration::from_secs(1));
+        let host_available = match (&self.meminfo, fresh) {
+            (_, Some((v, _))) if self.cgroup.is_some() => Some(v),
+            (Some(f), _) => {
                 Self::pread(&mut self.buf, f)?;
-                meminfo::parse(&String::from_utf8_lossy(&self.buf)).available_bytes
+                let v = meminfo::parse(&String::from_utf8_lossy(&self.buf)).available_bytes;
+                self.host_available = v.map(|v| (v, now));
+                v
             }
-            None => None,
+            (None, _) => None,
         };
         let v1_oom_kill = match &self.v1_oom_control {
             Some(f) => {
@@ -215,6 +226,27 @@ impl Probe {
             v1_oom_kill,
         })
     }
+}
+
+/// The sampler's line in the list of sources.
+pub fn status(
+    limits: &Limits,
+    cfg: &SamplerConfig,
+    eviction_threshold: u64,
+    kernel_thresholds: bool,
+) -> crate::status::SourceStatus {
+    let detail = if limits.limit_bytes.is_some() {
+        format!(
+            "adaptive, {:?}..{:?}, guarding against {} MiB/s{}",
+            cfg.min_interval,
+            cfg.max_interval,
+            cfg.max_rate >> 20,
+            if kernel_thresholds { " (relaxed: kernel thresholds armed)" } else { "" }
+        )
+    } else {
+        format!("node mode: /proc/meminfo MemAvailable vs eviction threshold {eviction_threshold} bytes")
+    };
+    crate::status::SourceStatus { name: "sampler".into(), armed: true, detail: Some(detail) }
 }
 
 /// Whether `version` offers a kernel usage-threshold notification (v1 only).
@@ -280,7 +312,7 @@ mod tests {
         let far = next_interval(&cfg, 0, Some(64 * GIB), &th, false);
         let near = next_interval(&cfg, 700 * MIB, Some(GIB), &th, false);
         assert_eq!(far, cfg.max_interval);
-        assert!(near < Duration::from_millis(50), "{near:?}");
+        assert!(near < Duration::from_millis(60), "{near:?}");
         assert_eq!(next_interval(&cfg, GIB, Some(GIB), &th, false), cfg.min_interval);
         assert_eq!(next_interval(&cfg, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
         assert_eq!(next_interval(&cfg, 700 * MIB, None, &th, false), cfg.max_interval);

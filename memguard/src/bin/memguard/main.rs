@@ -36,6 +36,10 @@ enum Command {
         /// Read /proc and /sys/fs/cgroup under this directory (default: $MEMGUARD_ROOT, else /).
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Create real PSI triggers to test them (default: only check that the pressure files
+        /// open for writing; releasing a trigger costs the kernel 10-20 ms).
+        #[arg(long)]
+        probe: bool,
     },
     /// Stream level changes and kernel events until SIGINT or SIGTERM.
     ///
@@ -59,7 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Watch { json, pid, snapshot_every } => watch::run(json, pid, snapshot_every),
-        Command::Status { json, pid, root } => {
+        Command::Status { json, pid, root, probe } => {
             let mut detector = memguard::Detector::from_env();
             if let Some(root) = root {
                 detector = detector.with_root(root);
@@ -67,7 +71,7 @@ fn main() -> ExitCode {
             if let Some(pid) = pid {
                 detector = detector.with_pid(pid);
             }
-            let status = match detector.status() {
+            let status = match detector.status_with(probe) {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("memguard: {e}");

@@ -105,7 +105,7 @@ impl Armed {
         }
     }
 
-    fn note(&mut self, name: &str, armed: bool, detail: String) {
+    pub(crate) fn note(&mut self, name: &str, armed: bool, detail: String) {
         self.status.push(SourceStatus { name: name.to_owned(), armed, detail: Some(detail) });
     }
 }
@@ -113,6 +113,16 @@ impl Armed {
 /// Arm every source the kernel and permissions allow for `limits`. `threshold_bytes` are the
 /// warning and critical thresholds in bytes (for v1 usage thresholds), when a limit exists.
 pub fn arm(limits: &Limits, fs: &FsRoot, cfg: &SourceConfig, threshold_bytes: Option<(u64, u64)>) -> Armed {
+    arm_with(limits, fs, cfg, threshold_bytes, false)
+}
+
+fn arm_with(
+    limits: &Limits,
+    fs: &FsRoot,
+    cfg: &SourceConfig,
+    threshold_bytes: Option<(u64, u64)>,
+    psi_dry_run: bool,
+) -> Armed {
     let mut armed = Armed::default();
     let watched_dir = limits.limit_dir.clone().or_else(|| limits.cgroup_dir.clone());
     if cfg.cgroup_events {
@@ -143,9 +153,31 @@ pub fn arm(limits: &Limits, fs: &FsRoot, cfg: &SourceConfig, threshold_bytes: Op
         armed.note("cgroup-events", false, "disabled by configuration".into());
     }
     if cfg.psi {
-        psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed);
+        psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed, psi_dry_run);
     } else {
         armed.note("psi", false, "disabled by configuration".into());
     }
     armed
+}
+
+/// What [`arm`] would arm here, without keeping anything armed: arms, records, releases. PSI
+/// triggers are only created with `psi_triggers` (releasing one waits for an RCU grace period,
+/// 10-20 ms); otherwise their files are checked for writing. Used by `memguard status` and
+/// [`Detector::status`](crate::Detector::status).
+pub fn probe(
+    limits: &Limits,
+    fs: &FsRoot,
+    cfg: &super::Config,
+    psi_triggers: bool,
+) -> Vec<crate::status::SourceStatus> {
+    let threshold_bytes = limits.limit_bytes.map(|l| {
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let at = |f: f64| (l as f64 * f) as u64;
+        (at(cfg.thresholds.warn), at(cfg.thresholds.critical))
+    });
+    let armed = arm_with(limits, fs, &cfg.sources, threshold_bytes, !psi_triggers);
+    let kernel_thresholds = armed.sources.iter().filter(|s| s.watches_thresholds()).count() >= 2;
+    let mut status = armed.status;
+    status.push(super::sampler::status(limits, &cfg.sampler, cfg.eviction_threshold, kernel_thresholds));
+    status
 }

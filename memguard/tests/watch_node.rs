@@ -1,0 +1,202 @@
+//! The watcher's machinery, run anywhere: a fixture root with no cgroup puts the guard in node
+//! mode, where the "limit" is `MemTotal - eviction threshold` and usage is
+//! `MemTotal - MemAvailable` read from the fixture's `/proc/meminfo` — so rewriting that file
+//! drives real level changes through the real reactor, dispatcher and pull queue.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use memguard::watch::{EventKind, LimitSource};
+use memguard::{Level, MemGuard};
+
+const TOTAL_KB: u64 = 1_000_000;
+
+struct Node {
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new(used_pct: u64) -> Node {
+        let n = Node { dir: tempfile::tempdir().expect("tmp") };
+        std::fs::create_dir_all(n.dir.path().join("proc")).expect("mkdir");
+        n.set_used(used_pct);
+        n
+    }
+
+    /// Rewrite MemAvailable in place (same length, one write) so a concurrent read never sees
+    /// a truncated file.
+    fn set_used(&self, pct: u64) {
+        let avail = TOTAL_KB * (100 - pct) / 100;
+        let text = format!("MemTotal:       {TOTAL_KB:>10} kB\nMemAvailable:   {avail:>10} kB\n");
+        let f = OpenOptions::new().create(true).write(true).truncate(false).open(self.path()).expect("open");
+        f.write_all_at(text.as_bytes(), 0).expect("write");
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("proc/meminfo")
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn guard(&self) -> MemGuard {
+        MemGuard::builder()
+            .root(self.root())
+            .eviction_threshold(0)
+            .sample_interval(Duration::from_millis(1), Duration::from_millis(10))
+            .event_hold(Duration::from_millis(50))
+            .start()
+            .expect("start")
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn node_mode_levels_follow_usage_with_hysteresis() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    assert_eq!(guard.level(), Level::Normal);
+    let snap = guard.snapshot();
+    assert_eq!(snap.limit_source, LimitSource::Node);
+    assert_eq!(snap.limit_bytes, Some(TOTAL_KB * 1024));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = Arc::clone(&seen);
+    guard.on_level(move |c, snap| s.lock().unwrap().push((c.from, c.to, snap.working_set_bytes)));
+    node.set_used(85);
+    wait_for("warning", Duration::from_secs(5), || guard.level() == Level::Warning);
+    node.set_used(95);
+    wait_for("critical", Duration::from_secs(5), || guard.level() == Level::Critical);
+    node.set_used(87); // inside the hysteresis band of critical (0.90 - 0.05): stays critical
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(guard.level(), Level::Critical);
+    node.set_used(10);
+    wait_for("normal", Duration::from_secs(5), || guard.level() == Level::Normal);
+    wait_for("callbacks", Duration::from_secs(5), || seen.lock().unwrap().len() == 3);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.iter().map(|(f, t, _)| (*f, *t)).collect::<Vec<_>>(),
+        vec![(Level::Normal, Level::Warning), (Level::Warning, Level::Critical), (Level::Critical, Level::Normal)]
+    );
+    assert!(seen[1].2 >= TOTAL_KB * 1024 * 95 / 100, "the snapshot travels with the change");
+}
+
+#[test]
+fn pull_api_delivers_level_changes_in_order() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    node.set_used(95);
+    let ev = guard.next_event(Duration::from_secs(5)).expect("event");
+    assert_eq!(ev.kind, EventKind::LevelChanged { from: Level::Normal, to: Level::Critical });
+    assert_eq!(ev.level, Level::Critical);
+    assert!(ev.monotonic_ns > 0);
+    node.set_used(10);
+    let ev = guard.next_event(Duration::from_secs(5)).expect("event");
+    assert_eq!(ev.kind, EventKind::LevelChanged { from: Level::Critical, to: Level::Normal });
+    guard.close();
+    assert!(guard.next_event(Duration::from_millis(10)).is_none());
+}
+
+#[test]
+fn panicking_callback_is_isolated() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let calls = Arc::new(AtomicUsize::new(0));
+    guard.on_event(|_| panic!("callback bug"));
+    let c = Arc::clone(&calls);
+    guard.on_event(move |_| {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    node.set_used(95);
+    wait_for("second callback", Duration::from_secs(5), || calls.load(Ordering::SeqCst) >= 1);
+    node.set_used(10);
+    wait_for("callbacks after the panic", Duration::from_secs(5), || calls.load(Ordering::SeqCst) >= 2);
+    assert!(guard.callback_panics() >= 2);
+}
+
+#[test]
+fn slow_callback_never_delays_the_reactor() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let entered = Arc::new(AtomicUsize::new(0));
+    let e = Arc::clone(&entered);
+    guard.on_event(move |_| {
+        e.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    node.set_used(85);
+    wait_for("callback entered", Duration::from_secs(5), || entered.load(Ordering::SeqCst) == 1);
+    // The dispatcher is stuck for 2 s; the reactor still sees the next change at once.
+    node.set_used(95);
+    wait_for("critical while the callback sleeps", Duration::from_millis(1500), || guard.level() == Level::Critical);
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn callbacks_may_call_back_into_the_guard_and_unsubscribe_themselves() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let handle = guard.handle();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let nested = Arc::new(AtomicUsize::new(0));
+    let my_sub = Arc::new(Mutex::new(None));
+    let (c, n, sub, h) = (Arc::clone(&calls), Arc::clone(&nested), Arc::clone(&my_sub), handle.clone());
+    let id = guard.on_level(move |change, _| {
+        c.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(h.level(), change.to.max(h.level()));
+        let _ = h.snapshot();
+        let _ = h.sources();
+        let n2 = Arc::clone(&n);
+        h.on_level(move |_, _| {
+            n2.fetch_add(1, Ordering::SeqCst);
+        });
+        if let Some(s) = sub.lock().unwrap().take() {
+            assert!(h.unsubscribe(s));
+        }
+    });
+    *my_sub.lock().unwrap() = Some(id);
+    node.set_used(95);
+    wait_for("first callback", Duration::from_secs(5), || calls.load(Ordering::SeqCst) == 1);
+    node.set_used(10);
+    wait_for("nested subscriber", Duration::from_secs(5), || nested.load(Ordering::SeqCst) == 1);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "unsubscribed from inside itself");
+}
+
+#[test]
+fn close_from_inside_a_callback() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let h = guard.handle();
+    let closed_at = Arc::new(AtomicU64::new(0));
+    let c = Arc::clone(&closed_at);
+    guard.on_level(move |_, _| {
+        h.close();
+        c.store(1, Ordering::SeqCst);
+    });
+    node.set_used(95);
+    wait_for("close from callback", Duration::from_secs(5), || closed_at.load(Ordering::SeqCst) == 1);
+    assert!(guard.is_closed());
+    drop(guard); // closing again (drop) is a no-op
+}
+
+#[test]
+fn invalid_environment_is_a_clear_error() {
+    // Not through the process environment (tests run in parallel): the builder validates.
+    let err = MemGuard::builder().warn(0.95).critical(0.5).start().unwrap_err();
+    assert!(err.to_string().contains("warn"), "{err}");
+}
