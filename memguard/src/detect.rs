@@ -134,7 +134,12 @@ impl Detector {
     }
 
     /// The cgroup PSI file for the process (see [`Limits::psi_file`]).
-    fn psi_file(&self, procs: &proc_cgroup::ProcCgroup, mounts: &mountinfo::MountInfo, limits: &Limits) -> Option<String> {
+    fn psi_file(
+        &self,
+        procs: &proc_cgroup::ProcCgroup,
+        mounts: &mountinfo::MountInfo,
+        limits: &Limits,
+    ) -> Option<String> {
         let dir = if limits.cgroup == CgroupVersion::V2 {
             limits.limit_dir.clone().or_else(|| limits.cgroup_dir.clone())?
         } else {
@@ -308,7 +313,8 @@ impl Detector {
             }
         }
         let mut status = crate::Status::new(limits, own.ok(), at_limit.ok(), meminfo.available_bytes);
-        status.sources = crate::watch::sources::probe(&status.limits, &self.fs, &crate::watch::Config::default(), probe_psi);
+        status.sources =
+            crate::watch::sources::probe(&status.limits, &self.fs, &crate::watch::Config::default(), probe_psi);
         Ok(status)
     }
 }

@@ -22,23 +22,33 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod budget;
 pub mod cgroup;
 mod detect;
 mod error;
 mod fsroot;
 pub mod level;
 mod limits;
+pub mod metrics;
 pub mod parse;
 mod qos;
+mod ratelimit;
+pub mod shed;
 mod status;
+pub mod sys;
+pub mod watch;
 
+pub use budget::{Budget, BudgetExceeded, BudgetStats, Reservation, SubBudget};
 pub use detect::Detector;
 pub use error::{Error, Result};
 pub use fsroot::{FsRoot, ROOT_ENV};
 pub use level::{Level, LevelChange, LevelTracker, Thresholds};
 pub use limits::{CgroupVersion, Limits, Usage, UsageSource};
+pub use metrics::{render_prometheus, MetricsInput};
 pub use qos::QosClass;
+pub use shed::{ShedReport, ShedStats, Shedders};
 pub use status::{SourceStatus, Status};
+pub use watch::{Event, EventKind, GuardHandle, MemGuard, Snapshot};
 
 /// memguard's version (the crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

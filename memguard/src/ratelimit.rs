@@ -1,34 +1,44 @@
-//! A tiny rate limiter for log messages that can repeat in a loop.
+//! A lock-free "at most one log line per interval" gate for messages that can repeat in a loop
+//! (budget refusals, shedder and callback panics).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Allows one event per `interval`; counts the ones suppressed in between.
+/// Lets one caller per `interval` through and counts the others, so the next message can say
+/// how many were suppressed.
 #[derive(Debug)]
-pub struct RateLimit {
-    interval: Duration,
-    last: Mutex<Option<Instant>>,
+pub(crate) struct LogLimiter {
+    base: Instant,
+    interval_ns: u64,
+    /// Nanoseconds since `base` before which nothing is logged (0: log the next one).
+    next_ns: AtomicU64,
     suppressed: AtomicU64,
 }
 
-impl RateLimit {
-    /// One event per `interval`.
-    pub const fn new(interval: Duration) -> Self {
-        RateLimit { interval, last: Mutex::new(None), suppressed: AtomicU64::new(0) }
+impl LogLimiter {
+    /// A gate letting one message through per `interval`.
+    pub(crate) fn new(interval: Duration) -> Self {
+        LogLimiter {
+            base: Instant::now(),
+            interval_ns: u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX),
+            next_ns: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
     }
 
-    /// `Some(n)` when the caller may log now (`n` = events suppressed since the last one),
-    /// `None` when it should stay quiet.
-    pub fn check(&self) -> Option<u64> {
-        let now = Instant::now();
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.is_some_and(|t| now.duration_since(t) < self.interval) {
-            self.suppressed.fetch_add(1, Ordering::Relaxed);
-            return None;
+    /// `Some(n)` if the caller should log now, `n` being the number of messages suppressed since
+    /// the last one logged; `None` (and the suppression counted) otherwise.
+    pub(crate) fn check(&self) -> Option<u64> {
+        let now = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let next = self.next_ns.load(Relaxed);
+        if now >= next
+            && self.next_ns.compare_exchange(next, now.saturating_add(self.interval_ns), Relaxed, Relaxed).is_ok()
+        {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
         }
-        *last = Some(now);
-        Some(self.suppressed.swap(0, Ordering::Relaxed))
     }
 }
 
@@ -37,13 +47,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn suppresses_within_interval_and_reports_count() {
-        let r = RateLimit::new(Duration::from_secs(3600));
-        assert_eq!(r.check(), Some(0));
-        assert_eq!(r.check(), None);
-        assert_eq!(r.check(), None);
-        let r2 = RateLimit::new(Duration::ZERO);
-        assert_eq!(r2.check(), Some(0));
-        assert_eq!(r2.check(), Some(0));
+    fn one_per_interval_and_counts_the_rest() {
+        let l = LogLimiter::new(Duration::from_secs(3600));
+        assert_eq!(l.check(), Some(0));
+        assert_eq!(l.check(), None);
+        assert_eq!(l.check(), None);
+        // Force the interval to have passed.
+        l.next_ns.store(0, Relaxed);
+        assert_eq!(l.check(), Some(2));
     }
 }

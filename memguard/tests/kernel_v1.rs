@@ -6,7 +6,7 @@
 mod support;
 
 use support::cgroup::Kit;
-use support::{scenarios, unavailable};
+use support::{scenarios, unavailable, watch};
 
 fn kit(test: &str) -> Option<Kit> {
     Kit::v1().map_err(|why| unavailable(test, &why)).ok()
@@ -29,6 +29,33 @@ scenario!(high_is_reported);
 scenario!(no_limit_set);
 scenario!(moved_at_runtime);
 scenario!(working_set_is_real);
+
+macro_rules! watch_scenario {
+    ($name:ident) => {
+        #[test]
+        fn $name() {
+            if let Some(k) = kit(stringify!($name)) {
+                watch::$name(&k);
+            }
+        }
+    };
+}
+
+watch_scenario!(oom_kill_reported_once);
+watch_scenario!(cgroup_removed_under_watcher);
+watch_scenario!(v1_threshold_fires_both_ways);
+watch_scenario!(v2_memory_high_events);
+watch_scenario!(psi_arms_without_cap_sys_resource);
+watch_scenario!(read_only_cgroupfs);
+
+/// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the
+/// limit, in 20 of 20 runs.
+#[test]
+fn ramp_warns_before_95_percent() {
+    if let Some(k) = kit("ramp_warns_before_95_percent") {
+        watch::ramp_warns_before_95_percent(&k, 20, 512 * (1 << 20));
+    }
+}
 
 #[test]
 fn jdk_agrees() {

@@ -18,8 +18,7 @@ fn start_close_cycles_leak_no_fd_or_thread() {
     let _serial = SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let root = tempfile::tempdir().expect("tmp");
     std::fs::create_dir_all(root.path().join("proc")).expect("mkdir");
-    std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1000000 kB\nMemAvailable: 900000 kB\n")
-        .expect("write");
+    std::fs::write(root.path().join("proc/meminfo"), "MemTotal: 1000000 kB\nMemAvailable: 900000 kB\n").expect("write");
     let start = |drop_only: bool| {
         let g = MemGuard::builder()
             .root(root.path())

@@ -55,6 +55,12 @@ pub struct Config {
     pub redetect_interval: Duration,
     /// Capacity of the pull queue (`next_event`); the oldest events are dropped when full.
     pub queue_capacity: usize,
+    /// Minimum time between two shedding runs (default 1 s; escalating to Critical always sheds).
+    pub shed_interval: Duration,
+    /// Return freed heap to the OS after shedding (`malloc_trim(0)` on glibc; default on).
+    pub malloc_trim: bool,
+    /// Minimum time between two `malloc_trim` calls (default 10 s).
+    pub trim_interval: Duration,
 }
 
 impl Default for Config {
@@ -70,6 +76,9 @@ impl Default for Config {
             eviction_threshold: 100 << 20,
             redetect_interval: Duration::from_secs(10),
             queue_capacity: 1024,
+            shed_interval: Duration::from_secs(1),
+            malloc_trim: true,
+            trim_interval: Duration::from_secs(10),
         }
     }
 }
@@ -91,11 +100,9 @@ pub struct Builder {
 
 fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Error::InvalidConfig(format!("{name}={v:?} is not a valid value"))),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map(Some).map_err(|_| Error::InvalidConfig(format!("{name}={v:?} is not a valid value")))
+        }
         _ => Ok(None),
     }
 }
@@ -209,6 +216,22 @@ impl Builder {
     /// Minimum time between two `High` / `Max` events (default 100 ms).
     pub fn debounce(mut self, d: Duration) -> Self {
         self.cfg.sources.debounce = d;
+        self
+    }
+
+    /// Minimum time between two shedding runs (default 1 s). Shedding runs on entering
+    /// Warning and again on entering Critical; flapping in and out of Warning sheds at most
+    /// once per interval.
+    pub fn shed_interval(mut self, d: Duration) -> Self {
+        self.cfg.shed_interval = d;
+        self
+    }
+
+    /// After shedding freed memory, return freed heap to the OS with `malloc_trim(0)` (glibc;
+    /// a no-op elsewhere), at most once per `min_interval` (default: on, 10 s).
+    pub fn malloc_trim(mut self, on: bool, min_interval: Duration) -> Self {
+        self.cfg.malloc_trim = on;
+        self.cfg.trim_interval = min_interval;
         self
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::level::LevelChange;
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::LogLimiter;
 
 use super::event::{Event, EventKind};
 use super::snapshot::Snapshot;
@@ -35,13 +35,26 @@ pub(crate) enum Msg {
     Event(Event, Arc<Snapshot>),
 }
 
-#[derive(Default)]
 pub(crate) struct Callbacks {
     next: AtomicU64,
     level: Mutex<Vec<(u64, Arc<LevelCallback>)>>,
     event: Mutex<Vec<(u64, Arc<EventCallback>)>>,
     hooks: Mutex<Vec<Arc<LevelHook>>>,
     panics: AtomicU64,
+    panic_log: LogLimiter,
+}
+
+impl Default for Callbacks {
+    fn default() -> Self {
+        Callbacks {
+            next: AtomicU64::new(0),
+            level: Mutex::default(),
+            event: Mutex::default(),
+            hooks: Mutex::default(),
+            panics: AtomicU64::new(0),
+            panic_log: LogLimiter::new(Duration::from_secs(5)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Callbacks {
@@ -49,8 +62,6 @@ impl std::fmt::Debug for Callbacks {
         f.debug_struct("Callbacks").field("panics", &self.panics.load(Ordering::Relaxed)).finish_non_exhaustive()
     }
 }
-
-static PANIC_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
 impl Callbacks {
     fn id(&self) -> u64 {
@@ -101,7 +112,7 @@ impl Callbacks {
     fn guarded(&self, what: &'static str, f: impl FnOnce()) {
         if catch_unwind(AssertUnwindSafe(f)).is_err() {
             self.panics.fetch_add(1, Ordering::Relaxed);
-            if let Some(suppressed) = PANIC_LOG.check() {
+            if let Some(suppressed) = self.panic_log.check() {
                 tracing::error!(callback = what, suppressed, "memguard callback panicked; the guard keeps running");
             }
         }

@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::budget::{Budget, BudgetExceeded, Reservation};
 use crate::error::{Error, Result};
 use crate::level::{Level, LevelChange};
 use crate::limits::Limits;
+use crate::metrics::MetricsInput;
+use crate::shed::{target_for, ShedPolicy, ShedReport, ShedderId, Shedders, Trimmer, DEFAULT_MARGIN};
 use crate::status::SourceStatus;
 use crate::sys::EventFd;
 
@@ -36,6 +39,10 @@ pub(crate) struct Shared {
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     pub(crate) reactor_tid: AtomicI32,
     pub(crate) config: Config,
+    pub(crate) budget: Budget,
+    shedders: Shedders,
+    shed_policy: Mutex<ShedPolicy>,
+    last_shed: Mutex<Option<ShedReport>>,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
@@ -43,6 +50,48 @@ fn read<T: Clone>(l: &RwLock<T>) -> T {
 }
 
 impl Shared {
+    /// Shedding on entering Warning or Critical (a level hook on the dispatcher thread).
+    fn shed_on_level(&self, change: LevelChange, snap: &Snapshot) {
+        if change.to <= change.from || change.to == Level::Normal {
+            return;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut policy = self.shed_policy.lock().unwrap_or_else(PoisonError::into_inner);
+            if change.from == Level::Warning && change.to == Level::Critical {
+                policy.reset(); // escalation always sheds again
+            }
+            if !policy.should_shed(now) {
+                tracing::debug!(level = change.to.as_str(), "shedding skipped: ran less than shed_interval ago");
+                return;
+            }
+        }
+        if self.shedders.is_empty() {
+            return;
+        }
+        let Some(limit) = snap.limit_bytes else { return };
+        // Usage-driven levels: back under the warning threshold with margin. Kernel-driven
+        // levels (PSI, memory.high) with usage below it: at least the margin.
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let floor = (limit as f64 * DEFAULT_MARGIN) as u64;
+        let target = target_for(snap.working_set_bytes, limit, self.config.thresholds.warn, DEFAULT_MARGIN).max(floor);
+        let report = self.shedders.shed(target);
+        let trimmed = if report.freed_bytes > 0 && self.config.malloc_trim {
+            Some(self.shedders.trimmer().maybe_trim(now))
+        } else {
+            None
+        };
+        tracing::info!(
+            level = change.to.as_str(),
+            target_bytes = target,
+            freed_bytes = report.freed_bytes,
+            shedders = report.steps.len(),
+            trim = ?trimmed,
+            "memguard shed caches"
+        );
+        *self.last_shed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+
     /// Queue an event for `next_event`, dropping the oldest when full.
     pub(crate) fn push_pull(&self, ev: Event) {
         let mut ev = ev;
@@ -121,8 +170,18 @@ impl MemGuard {
             pull_dropped: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             reactor_tid: AtomicI32::new(0),
+            budget: Budget::new(u64::MAX),
+            shedders: Shedders::with_trimmer(Trimmer::new(config.trim_interval, config.malloc_trim)),
+            shed_policy: Mutex::new(ShedPolicy::new(config.shed_interval)),
+            last_shed: Mutex::new(None),
             config,
         });
+        let weak = Arc::downgrade(&shared);
+        shared.callbacks.add_hook(Arc::new(move |change, snap| {
+            if let Some(s) = weak.upgrade() {
+                s.shed_on_level(change, snap);
+            }
+        }));
         // Detection and arming happen here, on the caller's thread, so errors reach the caller.
         let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx)?;
         let s = Arc::clone(&shared);
@@ -167,9 +226,73 @@ impl GuardHandle {
         Level::from_u8(self.shared.level.load(Ordering::Acquire))
     }
 
-    /// The latest snapshot (no syscall).
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        read(&self.shared.snapshot)
+    /// The latest snapshot (no syscall), with the budget and shedding counters.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = (*read(&self.shared.snapshot)).clone();
+        s.budget = Some(self.shared.budget.stats());
+        s.shed = Some(self.shared.shedders.stats());
+        s
+    }
+
+    /// The soft-limit budget, fed by this guard: its soft limit follows the effective limit
+    /// (`soft_limit` fraction), its usage the latest working-set sample, its level this guard's.
+    pub fn budget(&self) -> &Budget {
+        &self.shared.budget
+    }
+
+    /// Reserve `bytes` from the budget ([`Budget::try_reserve`]): never blocks, no syscall.
+    ///
+    /// # Errors
+    /// [`BudgetExceeded`] with the requested and available bytes, the soft limit and the level.
+    pub fn try_reserve(&self, bytes: u64) -> std::result::Result<Reservation, BudgetExceeded> {
+        self.shared.budget.try_reserve(bytes)
+    }
+
+    /// Register a cache that can free memory: `f(target_bytes)` frees what it can and returns
+    /// the bytes freed. On entering Warning, and again on entering Critical, memguard asks
+    /// shedders lowest `priority` first for the bytes needed to get back under the warning
+    /// threshold with a 5% margin, on the dispatcher thread, then (by default) `malloc_trim`s.
+    pub fn register_shedder(
+        &self,
+        name: impl Into<String>,
+        priority: i32,
+        f: impl Fn(u64) -> u64 + Send + Sync + 'static,
+    ) -> ShedderId {
+        self.shared.shedders.register(name, priority, f)
+    }
+
+    /// Remove a shedder (also from inside a shedder).
+    pub fn unregister_shedder(&self, id: ShedderId) -> bool {
+        self.shared.shedders.unregister(id)
+    }
+
+    /// The report of the latest shedding run, if any.
+    pub fn last_shed(&self) -> Option<ShedReport> {
+        self.shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Everything the Prometheus rendering exports (see [`crate::metrics`]).
+    pub fn metrics(&self) -> MetricsInput {
+        let s = self.snapshot();
+        MetricsInput {
+            limit_bytes: s.limit_bytes,
+            usage_bytes: Some(s.usage_bytes),
+            working_set_bytes: Some(s.working_set_bytes),
+            soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
+            level: s.level,
+            seconds_in_level: s.seconds_in_level,
+            events: s.events_total.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            budget: s.budget,
+            shed: s.shed,
+            psi_some_avg10: s.psi.map(|p| p.some_avg10),
+            psi_full_avg10: s.psi.map(|p| p.full_avg10),
+            cgroup: self.limits().cgroup.as_str().to_owned(),
+        }
+    }
+
+    /// The metrics in the Prometheus text format, for a service's own `/metrics` endpoint.
+    pub fn prometheus(&self) -> String {
+        crate::metrics::render_prometheus(&self.metrics())
     }
 
     /// The limits as last detected.

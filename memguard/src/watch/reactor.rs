@@ -225,7 +225,8 @@ impl Reactor {
             }
         }
         if gone {
-            let cgroup = self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
+            let cgroup =
+                self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
             pending.push(EventKind::CgroupRemoved { cgroup });
             self.redetect(&mut pending, woke);
         } else if Instant::now() >= self.next_redetect {
@@ -262,6 +263,10 @@ impl Reactor {
         }
         self.last = Some(sample);
         let cfg = &self.shared.config;
+        let budget = &self.shared.budget;
+        budget.set_usage(sample.working_set);
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
         self.interval = next_interval(
             &cfg.sampler,
             sample.working_set,
@@ -334,6 +339,7 @@ impl Reactor {
             *self.events_total.entry(k.name()).or_insert(0) += 1;
         }
         let snap = Arc::new(self.snapshot(level, now));
+        self.shared.budget.set_level(level);
         self.shared.level.store(level.as_u8(), Ordering::Release);
         *self.shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap);
         for kind in pending {
@@ -375,6 +381,8 @@ impl Reactor {
             sample_interval_ms: self.interval.as_secs_f64() * 1000.0,
             seconds_in_level: seconds,
             monotonic_ns: monotonic_ns(),
+            budget: None,
+            shed: None,
         }
     }
 }

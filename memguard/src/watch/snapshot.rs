@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::budget::BudgetStats;
 use crate::level::Level;
+use crate::shed::ShedStats;
 
 /// What the effective limit of a [`Snapshot`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -111,6 +113,12 @@ pub struct Snapshot {
     pub seconds_in_level: [f64; 3],
     /// `CLOCK_MONOTONIC` ns of the latest sample.
     pub monotonic_ns: u64,
+    /// Budget counters (reservations granted/refused/forced, outstanding bytes). Filled by
+    /// [`GuardHandle::snapshot`](crate::watch::GuardHandle::snapshot); `None` in the snapshot
+    /// handed to level callbacks.
+    pub budget: Option<BudgetStats>,
+    /// Shedding counters (bytes freed per shedder, runs, trims). Filled like `budget`.
+    pub shed: Option<ShedStats>,
 }
 
 impl Default for Snapshot {
@@ -131,6 +139,8 @@ impl Default for Snapshot {
             sample_interval_ms: 0.0,
             seconds_in_level: [0.0; 3],
             monotonic_ns: 0,
+            budget: None,
+            shed: None,
         }
     }
 }

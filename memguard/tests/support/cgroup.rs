@@ -100,7 +100,8 @@ impl Kit {
 }
 
 fn check_writable(dir: &Path) -> Result<(), String> {
-    let probe = dir.join(format!("{PREFIX}probe-{}", std::process::id()));
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let probe = dir.join(format!("{PREFIX}probe-{}-{n}", std::process::id()));
     fs::create_dir(&probe).map_err(|e| format!("cannot create a cgroup under {}: {e}", dir.display()))?;
     fs::remove_dir(&probe).map_err(|e| format!("cannot remove {}: {e}", probe.display()))
 }

@@ -4,6 +4,7 @@
 
 pub mod cgroup;
 pub mod scenarios;
+pub mod watch;
 
 /// True when running in CI (`CI=true`): a missing kernel capability is then a failure.
 pub fn in_ci() -> bool {

@@ -126,7 +126,7 @@ pub fn moved_at_runtime(kit: &Kit) {
 }
 
 /// The `sh` wrapper joins the cgroup before exec; wait for that (it is quick).
-fn wait_until_in(pid: u32, cg: &TestCgroup) {
+pub fn wait_until_in(pid: u32, cg: &TestCgroup) {
     let want = cg.path();
     for _ in 0..500 {
         let now = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();

@@ -1,5 +1,6 @@
 //! `memguard`: report the memory limits and usage of the current container.
 
+mod alloc;
 mod report;
 mod watch;
 
@@ -36,6 +37,9 @@ enum Command {
         /// Read /proc and /sys/fs/cgroup under this directory (default: $MEMGUARD_ROOT, else /).
         #[arg(long, value_name = "DIR")]
         root: Option<PathBuf>,
+        /// Print the Prometheus text format (memguard_* metrics) instead of the report.
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
         /// Create real PSI triggers to test them (default: only check that the pressure files
         /// open for writing; releasing a trigger costs the kernel 10-20 ms).
         #[arg(long)]
@@ -57,13 +61,34 @@ enum Command {
         #[arg(long, value_name = "MS", default_value_t = 0)]
         snapshot_every: u64,
     },
+    /// Allocate and touch memory at a set rate, then hold it — to see memguard (and your
+    /// alerts) react in this container before the OOM killer does. Prints one JSON line with
+    /// the achieved rate when the target is reached.
+    Alloc {
+        /// Allocation rate, bytes per second (binary units: 512M, 1G).
+        #[arg(long, default_value = "1G")]
+        rate: String,
+        /// How much to allocate: a size (512M) or a percentage of the effective limit (90%).
+        #[arg(long)]
+        to: String,
+        /// Allocation unit.
+        #[arg(long, default_value = "1M")]
+        chunk: String,
+        /// Wait this many milliseconds before starting.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        after_ms: u64,
+        /// Hold the memory this many seconds, then exit (default: until killed).
+        #[arg(long, value_name = "SECS")]
+        hold: Option<u64>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Watch { json, pid, snapshot_every } => watch::run(json, pid, snapshot_every),
-        Command::Status { json, pid, root, probe } => {
+        Command::Alloc { rate, to, chunk, after_ms, hold } => alloc::run(&rate, &to, &chunk, after_ms, hold),
+        Command::Status { json, pid, root, probe, prometheus } => {
             let mut detector = memguard::Detector::from_env();
             if let Some(root) = root {
                 detector = detector.with_root(root);
@@ -78,7 +103,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let out = if json {
+            let out = if prometheus {
+                report::prometheus(&status)
+            } else if json {
                 match serde_json::to_string_pretty(&status) {
                     Ok(s) => s,
                     Err(e) => {

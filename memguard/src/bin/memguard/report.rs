@@ -25,6 +25,25 @@ fn opt_bytes(n: Option<u64>) -> String {
     n.map_or_else(|| "unknown".to_owned(), bytes)
 }
 
+/// The one-shot status as Prometheus metrics: limit, usage, working set, soft limit and the
+/// level a single sample gives with the default thresholds.
+pub fn prometheus(s: &Status) -> String {
+    let cfg = memguard::watch::Config::default();
+    let level =
+        s.used_fraction.map_or(memguard::Level::Normal, |f| cfg.thresholds.level_for(f, memguard::Level::Normal));
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let input = memguard::MetricsInput {
+        limit_bytes: s.limits.limit_bytes,
+        usage_bytes: s.limit_usage_bytes,
+        working_set_bytes: s.limit_working_set_bytes,
+        soft_limit_bytes: s.limits.limit_bytes.map(|l| (l as f64 * cfg.soft_limit) as u64),
+        level,
+        cgroup: s.limits.cgroup.as_str().to_owned(),
+        ..memguard::MetricsInput::default()
+    };
+    memguard::render_prometheus(&input).trim_end().to_owned()
+}
+
 /// Render the report.
 pub fn human(s: &Status, pid: Option<u32>) -> String {
     let l = &s.limits;

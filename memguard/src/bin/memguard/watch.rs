@@ -28,7 +28,11 @@ fn human(ev: &Event) -> String {
     };
     let ws = ev.working_set_bytes.map_or_else(|| "?".into(), crate::report::bytes);
     let limit = ev.limit_bytes.map_or_else(|| "none".into(), crate::report::bytes);
-    format!("[{:>14.6}] {:<8} {what}  (working set {ws} / limit {limit})", ev.monotonic_ns as f64 / 1e9, ev.level.as_str())
+    format!(
+        "[{:>14.6}] {:<8} {what}  (working set {ws} / limit {limit})",
+        ev.monotonic_ns as f64 / 1e9,
+        ev.level.as_str()
+    )
 }
 
 pub fn run(json: bool, pid: Option<u32>, snapshot_every_ms: u64) -> ExitCode {
@@ -98,7 +102,7 @@ pub fn run(json: bool, pid: Option<u32>, snapshot_every_ms: u64) -> ExitCode {
                 next_snap = Some(at + every);
                 let s = guard.snapshot();
                 if json {
-                    let line = serde_json::json!({"kind": "snapshot", "snapshot": &*s});
+                    let line = serde_json::json!({"kind": "snapshot", "snapshot": &s});
                     println!("{line}");
                 } else {
                     println!(

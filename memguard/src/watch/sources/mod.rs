@@ -132,7 +132,8 @@ fn arm_with(
             }
             (CgroupVersion::V1, Some(dir)) => {
                 if let (Some((warn, crit)), Some(limit_dir)) = (threshold_bytes, &limits.limit_dir) {
-                    armed.push("v1-threshold-warn", v1::V1Notifier::threshold(fs, limit_dir, warn, "v1-threshold-warn"));
+                    armed
+                        .push("v1-threshold-warn", v1::V1Notifier::threshold(fs, limit_dir, warn, "v1-threshold-warn"));
                     armed.push(
                         "v1-threshold-critical",
                         v1::V1Notifier::threshold(fs, limit_dir, crit, "v1-threshold-critical"),

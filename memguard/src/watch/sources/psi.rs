@@ -171,8 +171,12 @@ fn check_writable(fs: &FsRoot, path: &str, stall: Stall, privileged: bool) -> Re
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(fs.path(path))
         .map(|_| {
-            let tries: Vec<String> = candidates(stall, privileged).into_iter().map(|(t, _)| format!("\"{t}\"")).collect();
-            format!("{path} opens for writing; the watcher tries {} (`memguard status --probe` tries them now)", tries.join(", then "))
+            let tries: Vec<String> =
+                candidates(stall, privileged).into_iter().map(|(t, _)| format!("\"{t}\"")).collect();
+            format!(
+                "{path} opens for writing; the watcher tries {} (`memguard status --probe` tries them now)",
+                tries.join(", then ")
+            )
         })
         .map_err(|e| format!("{path}: {e}"))
 }
@@ -244,8 +248,11 @@ mod tests {
     fn spurious_wake_without_stall_growth_is_ignored() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("memory.pressure");
-        std::fs::write(&p, "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0 avg60=0 avg300=0 total=10\n")
-            .expect("write");
+        std::fs::write(
+            &p,
+            "some avg10=0.00 avg60=0.00 avg300=0.00 total=1000\nfull avg10=0 avg60=0 avg300=0 total=10\n",
+        )
+        .expect("write");
         let mut t = PsiTrigger {
             file: File::open(&p).expect("open"),
             path: "memory.pressure".into(),
