@@ -2,9 +2,9 @@
 //!
 //! 1. **unit & fixtures** — `cargo test --workspace` (unit tests, fixture trees, parser
 //!    robustness, doc tests, xtask's own tests);
-//! 2. **native cgroup v1** — `memguard/tests/kernel_v1.rs` on this machine's kernel (part of
-//!    the same `cargo test` run, counted apart), then a check that no test cgroup leaked;
-//! 3. **cgroup v2 VM** — `memguard/tests/kernel_v2.rs` inside one throwaway VM boot;
+//! 2. **native cgroup v1** — the `tests/kernel_v1*.rs` binaries on this machine's kernel (part
+//!    of the same `cargo test` run, counted apart), then a check that no test cgroup leaked;
+//! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
 //! 4. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly).
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
@@ -100,9 +100,10 @@ fn cargo_test_suites(root: &Path) -> Vec<Suite> {
         } else if let Some(rest) = t.strip_prefix("Doc-tests ") {
             current = format!("doc:{rest}");
         } else if let Some(counts) = parse_result_line(t) {
-            let target = if current.ends_with("kernel_v1.rs") {
+            let file = current.rsplit('/').next().unwrap_or("");
+            let target = if file.starts_with("kernel_v1") {
                 &mut v1
-            } else if current.ends_with("kernel_v2.rs") {
+            } else if file.starts_with("kernel_v2") {
                 continue; // ignored on the host by design; run by the VM suite
             } else {
                 &mut unit
@@ -193,15 +194,22 @@ fn leaked_v1_cgroups() -> Result<Vec<String>, String> {
 
 // ----------------------------------------------------------------------- VM ----
 
+/// Run every test binary given as an argument, each into `$MEMGUARD_VM_OUT/<name>.log`, then
+/// fail if any test cgroup was left behind.
 const VM_SCRIPT: &str = r#"
-exe="$0"
-"$exe" --include-ignored --show-output > "$MEMGUARD_VM_OUT/kernel_v2.log" 2>&1
-rc=$?
-cat "$MEMGUARD_VM_OUT/kernel_v2.log"
+rc=0
+for exe in "$@"; do
+  log="$MEMGUARD_VM_OUT/$(basename "$exe").log"
+  "$exe" --include-ignored --show-output > "$log" 2>&1 || rc=1
+  cat "$log"
+done
 leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
 if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
 exit $rc
 "#;
+
+/// The cgroup v2 test binaries: `(package, test target)`, all run in one VM boot.
+const VM_TESTS: &[(&str, &str)] = &[("memguard", "kernel_v2"), ("memguard-examples", "kernel_v2_shed")];
 
 fn vm_suite(root: &Path, skip: bool) -> Suite {
     let mut suite = Suite { name: "cgroup v2 VM", ..Suite::default() };
@@ -212,16 +220,18 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
     }
     banner("cgroup v2 suite inside a throwaway VM");
     let start = Instant::now();
-    let exe = match build_test_binary(root, "memguard", "kernel_v2") {
-        Ok(exe) => exe,
-        Err(e) => {
-            suite.failed = 1;
-            suite.remark = Some(e);
-            return suite;
+    let mut command: Vec<String> = vec!["sh".into(), "-c".into(), VM_SCRIPT.into(), "sh".into()];
+    for (package, test) in VM_TESTS {
+        match build_test_binary(root, package, test) {
+            Ok(exe) => command.push(exe.to_string_lossy().into_owned()),
+            Err(e) => {
+                suite.failed = 1;
+                suite.remark = Some(e);
+                return suite;
+            }
         }
-    };
-    let mut opts =
-        vm::VmOptions::new(vec!["sh".into(), "-c".into(), VM_SCRIPT.into(), exe.to_string_lossy().into_owned()]);
+    }
+    let mut opts = vm::VmOptions::new(command);
     opts.cwd = root.join("memguard");
     // pyenv's `python3` shim costs seconds per call under TCG; hand the tests the interpreter itself.
     if let Some(py) = real_python() {
@@ -237,7 +247,14 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
             suite.remark = Some(format!("VM harness failed: {e}"));
         }
         Ok(out) => {
-            let log = std::fs::read_to_string(out.out_dir.join("kernel_v2.log")).unwrap_or_default();
+            let log: String = std::fs::read_dir(&out.out_dir)
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
             for line in log.lines() {
                 if let Some((p, f, s)) = parse_result_line(line.trim()) {
                     suite.passed += p;

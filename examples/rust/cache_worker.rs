@@ -1,0 +1,166 @@
+//! A worker with an in-memory cache that grows with every request — the classic way a service
+//! walks into its container's memory limit.
+//!
+//! ```text
+//! cache-worker [--guard] [--total 600M] [--rate 100M] [--entry 1M]
+//! ```
+//!
+//! Without `--guard` it caches every response until the OOM killer ends it (exit 137). With
+//! `--guard` it runs a [`memguard::MemGuard`]:
+//! * the cache is registered as a shedder: on entering Warning (and again on Critical)
+//!   memguard asks it for the bytes needed to get back under the warning threshold, and it
+//!   evicts its oldest entries;
+//! * every request first reserves its response size from the soft-limit budget; a refusal
+//!   (at Critical, or when the budget is spent) rejects the request instead of allocating.
+//!
+//! It prints one JSON line when done: requests served and rejected, bytes cached and evicted.
+//! Run it in a limited cgroup, for example (cgroup v2):
+//!
+//! ```text
+//! mkdir /sys/fs/cgroup/demo && echo 200M > /sys/fs/cgroup/demo/memory.max
+//! sh -c 'echo $$ > /sys/fs/cgroup/demo/cgroup.procs; exec cache-worker --total 600M'          # killed
+//! sh -c 'echo $$ > /sys/fs/cgroup/demo/cgroup.procs; exec cache-worker --total 600M --guard'  # survives
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// An insertion-ordered cache (oldest evicted first).
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<u64, Vec<u8>>,
+    order: VecDeque<u64>,
+    bytes: u64,
+    evicted: u64,
+}
+
+impl Cache {
+    fn insert(&mut self, key: u64, value: Vec<u8>) {
+        self.bytes += value.len() as u64;
+        self.entries.insert(key, value);
+        self.order.push_back(key);
+    }
+
+    /// Evict oldest entries until `target` bytes are freed (or the cache is empty).
+    fn evict(&mut self, target: u64) -> u64 {
+        let mut freed = 0;
+        while freed < target {
+            let Some(key) = self.order.pop_front() else { break };
+            if let Some(v) = self.entries.remove(&key) {
+                freed += v.len() as u64;
+            }
+        }
+        self.bytes -= freed;
+        self.evicted += freed;
+        freed
+    }
+}
+
+struct Args {
+    guard: bool,
+    total: u64,
+    rate: u64,
+    entry: usize,
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    let (n, m) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1 << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    n.parse::<u64>().map(|v| v * m).map_err(|_| format!("not a size: {s:?} (use 512M, 1G, ...)"))
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args { guard: false, total: 600 << 20, rate: 100 << 20, entry: 1 << 20 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--guard" => a.guard = true,
+            "--total" => a.total = size(&value()?)?,
+            "--rate" => a.rate = size(&value()?)?.max(1),
+            "--entry" => a.entry = usize::try_from(size(&value()?)?.max(1)).map_err(|e| e.to_string())?,
+            "-h" | "--help" => {
+                return Err("usage: cache-worker [--guard] [--total 600M] [--rate 100M] [--entry 1M]".into())
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = Arc::new(Mutex::new(Cache::default()));
+    let guard = if args.guard {
+        let guard = match memguard::MemGuard::start() {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("cache-worker: cannot start memguard: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let c = Arc::clone(&cache);
+        guard.register_shedder("response-cache", 0, move |target| {
+            c.lock().unwrap_or_else(PoisonError::into_inner).evict(target)
+        });
+        Some(guard)
+    } else {
+        None
+    };
+
+    let requests = args.total / args.entry as u64;
+    let (mut served, mut rejected) = (0u64, 0u64);
+    let start = Instant::now();
+    for key in 0..requests {
+        // Admission control: reserve the response before building it.
+        let reservation = match &guard {
+            Some(g) => match g.try_reserve(args.entry as u64) {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    rejected += 1;
+                    pace(start, key + 1, args.entry as u64, args.rate);
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let response = vec![(key % 251) as u8 + 1; args.entry]; // touches every page
+        cache.lock().unwrap_or_else(PoisonError::into_inner).insert(key, response);
+        drop(reservation); // the bytes are now in the cache, hence in the measured usage
+        served += 1;
+        pace(start, key + 1, args.entry as u64, args.rate);
+    }
+    let c = cache.lock().unwrap_or_else(PoisonError::into_inner);
+    let (shed_runs, level) = guard.as_ref().map_or((0, "none".to_owned()), |g| {
+        let s = g.snapshot();
+        (s.shed.map_or(0, |x| x.runs), s.level.as_str().to_owned())
+    });
+    println!(
+        "{{\"served\":{served},\"rejected\":{rejected},\"cached_bytes\":{},\"evicted_bytes\":{},\"shed_runs\":{shed_runs},\"level\":\"{level}\",\"seconds\":{:.3}}}",
+        c.bytes,
+        c.evicted,
+        start.elapsed().as_secs_f64()
+    );
+    ExitCode::SUCCESS
+}
+
+/// Keep to `rate` bytes per second.
+fn pace(start: Instant, done: u64, entry: u64, rate: u64) {
+    #[allow(clippy::cast_precision_loss)]
+    let due = Duration::from_secs_f64((done * entry) as f64 / rate as f64);
+    if let Some(wait) = due.checked_sub(start.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}

@@ -1,0 +1,12 @@
+//! Issue #5 on the native cgroup v1 kernel: a cache growing toward the limit is shed through a
+//! registered shedder and the process is not OOM-killed, where its unguarded twin is.
+
+mod common;
+
+#[test]
+fn guarded_worker_survives_where_unguarded_twin_dies() {
+    match common::cgroup::Kit::v1() {
+        Ok(kit) => common::guarded_worker_survives_where_unguarded_twin_dies(&kit, 192 << 20, "300M"),
+        Err(why) => common::unavailable("guarded_worker_survives_where_unguarded_twin_dies", &why),
+    }
+}

@@ -1,0 +1,14 @@
+//! Issue #5 on cgroup v2, inside the VM (`cargo xtask test`): a cache growing toward
+//! `memory.max` is shed through a registered shedder and the process is not OOM-killed, where
+//! its unguarded twin is.
+
+mod common;
+
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn guarded_worker_survives_where_unguarded_twin_dies() {
+    match common::cgroup::Kit::v2() {
+        Ok(kit) => common::guarded_worker_survives_where_unguarded_twin_dies(&kit, 128 << 20, "100M"),
+        Err(why) => common::unavailable("guarded_worker_survives_where_unguarded_twin_dies", &why),
+    }
+}
