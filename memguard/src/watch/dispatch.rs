@@ -22,8 +22,9 @@ use super::snapshot::Snapshot;
 pub type LevelCallback = dyn Fn(LevelChange, &Snapshot) + Send + Sync;
 /// An event callback.
 pub type EventCallback = dyn Fn(&Event) + Send + Sync;
-/// A hook run on the dispatcher thread after the level callbacks (used for shedding).
-pub type LevelHook = dyn Fn(LevelChange, &Snapshot) + Send + Sync;
+/// A hook run on the dispatcher thread (used for shedding): after the level callbacks with the
+/// change, and on periodic pressure ticks with `None`.
+pub type LevelHook = dyn Fn(Option<LevelChange>, &Snapshot) + Send + Sync;
 
 /// Identifies a registered callback, for [`GuardHandle::unsubscribe`](super::GuardHandle::unsubscribe).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,6 +34,8 @@ pub struct Subscription(pub(crate) u64);
 #[derive(Debug)]
 pub(crate) enum Msg {
     Event(Event, Arc<Snapshot>),
+    /// Still at Warning or above (sent at most once per shed interval).
+    PressureTick(Arc<Snapshot>),
 }
 
 pub(crate) struct Callbacks {
@@ -134,8 +137,16 @@ impl Callbacks {
             let hooks: Vec<Arc<LevelHook>> =
                 self.hooks.lock().unwrap_or_else(PoisonError::into_inner).iter().map(Arc::clone).collect();
             for f in hooks {
-                self.guarded("level hook", || f(change, snapshot));
+                self.guarded("level hook", || f(Some(change), snapshot));
             }
+        }
+    }
+
+    fn tick(&self, snapshot: &Snapshot) {
+        let hooks: Vec<Arc<LevelHook>> =
+            self.hooks.lock().unwrap_or_else(PoisonError::into_inner).iter().map(Arc::clone).collect();
+        for f in hooks {
+            self.guarded("pressure hook", || f(None, snapshot));
         }
     }
 }
@@ -145,6 +156,7 @@ pub(crate) fn run(callbacks: &Callbacks, rx: &Receiver<Msg>) {
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Event(event, snapshot) => callbacks.deliver(&event, &snapshot),
+            Msg::PressureTick(snapshot) => callbacks.tick(&snapshot),
         }
     }
 }

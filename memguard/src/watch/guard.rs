@@ -50,19 +50,26 @@ fn read<T: Clone>(l: &RwLock<T>) -> T {
 }
 
 impl Shared {
-    /// Shedding on entering Warning or Critical (a level hook on the dispatcher thread).
-    fn shed_on_level(&self, change: LevelChange, snap: &Snapshot) {
-        if change.to <= change.from || change.to == Level::Normal {
+    /// Shedding (a hook on the dispatcher thread): on entering Warning or Critical (`change`),
+    /// and on pressure ticks (`None`) while the level stays at Warning or above with the working
+    /// set still above the warning threshold — at most once per shed interval, except that
+    /// escalating to Critical always sheds.
+    fn shed_on_level(&self, change: Option<LevelChange>, snap: &Snapshot) {
+        let th = self.config.thresholds;
+        let entering = change.is_some_and(|c| c.to > c.from && c.to >= Level::Warning);
+        let still_above =
+            change.is_none() && snap.level >= Level::Warning && snap.used_fraction.is_some_and(|f| f >= th.warn);
+        if !entering && !still_above {
             return;
         }
         let now = std::time::Instant::now();
         {
             let mut policy = self.shed_policy.lock().unwrap_or_else(PoisonError::into_inner);
-            if change.from == Level::Warning && change.to == Level::Critical {
+            if change.is_some_and(|c| c.from == Level::Warning && c.to == Level::Critical) {
                 policy.reset(); // escalation always sheds again
             }
             if !policy.should_shed(now) {
-                tracing::debug!(level = change.to.as_str(), "shedding skipped: ran less than shed_interval ago");
+                tracing::debug!(level = snap.level.as_str(), "shedding skipped: ran less than shed_interval ago");
                 return;
             }
         }
@@ -82,7 +89,8 @@ impl Shared {
             None
         };
         tracing::info!(
-            level = change.to.as_str(),
+            level = snap.level.as_str(),
+            entering,
             target_bytes = target,
             freed_bytes = report.freed_bytes,
             shedders = report.steps.len(),
@@ -250,8 +258,12 @@ impl GuardHandle {
 
     /// Register a cache that can free memory: `f(target_bytes)` frees what it can and returns
     /// the bytes freed. On entering Warning, and again on entering Critical, memguard asks
-    /// shedders lowest `priority` first for the bytes needed to get back under the warning
-    /// threshold with a 5% margin, on the dispatcher thread, then (by default) `malloc_trim`s.
+    /// shedders lowest `priority` first for the bytes needed to bring the working set below
+    /// the warning threshold's hysteresis band with a 5% margin (at least 5% of the limit when
+    /// a kernel event raised the level), on the dispatcher thread, then (by default)
+    /// `malloc_trim`s. While the working set stays above the warning threshold it asks again
+    /// at most once per shed interval (default 1 s), so a budget that refuses work at the soft
+    /// limit never leaves a full cache in place.
     pub fn register_shedder(
         &self,
         name: impl Into<String>,

@@ -49,6 +49,7 @@ pub(crate) struct Reactor {
     events_total: BTreeMap<&'static str, u64>,
     level_since: Instant,
     time_in_level: [Duration; 3],
+    next_pressure_tick: Instant,
 }
 
 impl Reactor {
@@ -90,6 +91,7 @@ impl Reactor {
             events_total: BTreeMap::new(),
             level_since: now,
             time_in_level: [Duration::ZERO; 3],
+            next_pressure_tick: now,
         };
         r.arm();
         // The first sample: level and snapshot are meaningful as soon as start() returns.
@@ -352,6 +354,12 @@ impl Reactor {
             };
             self.shared.push_pull(event.clone());
             let _ = self.dispatch.send(Msg::Event(event, Arc::clone(&snap)));
+        }
+        if level >= Level::Warning && now >= self.next_pressure_tick {
+            // Ticks run 4x as often as shedding may, so the dispatcher's rate limit, not the
+            // phase between the two clocks, decides when the next run happens.
+            self.next_pressure_tick = now + self.shared.config.shed_interval / 4;
+            let _ = self.dispatch.send(Msg::PressureTick(snap));
         }
     }
 
