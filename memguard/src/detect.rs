@@ -108,22 +108,10 @@ impl Detector {
         });
 
         let mut limits = Limits {
-            cgroup: CgroupVersion::None,
-            cgroup_path: None,
-            cgroup_dir: None,
-            mount_point: None,
-            limit_bytes: None,
-            limit_cgroup: None,
-            limit_dir: None,
-            limit_maybe_hidden: false,
-            high_bytes: None,
-            high_cgroup: None,
-            swap_limit_bytes: None,
-            psi_file: None,
-            host_total_bytes: meminfo.total_bytes,
             oom_score_adj,
             qos_class: oom_score_adj.and_then(QosClass::from_oom_score_adj),
             notes,
+            ..Limits::host_only(meminfo.total_bytes)
         };
         match location {
             Some(loc) => self.fill_from_cgroup(&loc, &mut limits),
