@@ -1,7 +1,7 @@
 //! Finding the process's memory cgroup and reading its files.
 //!
 //! * [`files`] — which file means what, per cgroup version;
-//! * [`locate`] — from `/proc/<pid>/cgroup` and `mountinfo` to a directory on this host;
+//! * [`mod@locate`] — from `/proc/<pid>/cgroup` and `mountinfo` to a directory on this host;
 //! * [`walk`] — the chain of ancestors up to the mount root, and the lowest value along it;
 //! * [`usage`] — usage and working set of one cgroup.
 

@@ -177,28 +177,6 @@ pub fn thread_id() -> i32 {
     unsafe { libc::gettid() }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eventfd_wakes_epoll() {
-        let ep = Epoll::new().expect("epoll");
-        let efd = EventFd::new().expect("eventfd");
-        ep.add(efd.as_fd(), 7, IN).expect("add");
-        let mut ready = Vec::new();
-        ep.wait(&mut ready, Some(Duration::from_millis(1))).expect("wait");
-        assert!(ready.is_empty());
-        efd.signal().expect("signal");
-        efd.signal().expect("signal");
-        ep.wait(&mut ready, Some(Duration::from_secs(1))).expect("wait");
-        assert_eq!(ready, vec![Ready { token: 7, events: IN }]);
-        assert_eq!(efd.drain().expect("drain"), 2);
-        assert_eq!(efd.drain().expect("drain"), 0);
-        ep.delete(efd.as_fd()).expect("delete");
-    }
-}
-
 /// `CLOCK_MONOTONIC` in nanoseconds: comparable across processes on this machine (events carry
 /// it, so a benchmark in another process can compute notification latency).
 pub fn monotonic_ns() -> u64 {
@@ -219,4 +197,26 @@ pub fn has_cap_sys_resource() -> bool {
             s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eventfd_wakes_epoll() {
+        let ep = Epoll::new().expect("epoll");
+        let efd = EventFd::new().expect("eventfd");
+        ep.add(efd.as_fd(), 7, IN).expect("add");
+        let mut ready = Vec::new();
+        ep.wait(&mut ready, Some(Duration::from_millis(1))).expect("wait");
+        assert!(ready.is_empty());
+        efd.signal().expect("signal");
+        efd.signal().expect("signal");
+        ep.wait(&mut ready, Some(Duration::from_secs(1))).expect("wait");
+        assert_eq!(ready, vec![Ready { token: 7, events: IN }]);
+        assert_eq!(efd.drain().expect("drain"), 2);
+        assert_eq!(efd.drain().expect("drain"), 0);
+        ep.delete(efd.as_fd()).expect("delete");
+    }
 }

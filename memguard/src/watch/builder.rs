@@ -1,4 +1,4 @@
-//! [`Builder`]: configuration of a [`MemGuard`](super::MemGuard), from code and from `MEMGUARD_*`
+//! [`Builder`]: configuration of a [`MemGuard`], from code and from `MEMGUARD_*`
 //! environment variables.
 
 use std::path::PathBuf;

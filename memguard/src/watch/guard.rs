@@ -121,7 +121,7 @@ impl Shared {
 /// A running memory guard: one reactor thread (an epoll over every armed kernel source and
 /// the adaptive sampler) and one dispatcher thread (user callbacks).
 ///
-/// Dropping it, or calling [`close`](Self::close), stops both threads and releases every fd.
+/// Dropping it, or calling [`close`](GuardHandle::close), stops both threads and releases every fd.
 /// It dereferences to a [`GuardHandle`] for everything else.
 ///
 /// ```no_run
