@@ -200,3 +200,62 @@ fn invalid_environment_is_a_clear_error() {
     let err = MemGuard::builder().warn(0.95).critical(0.5).start().unwrap_err();
     assert!(err.to_string().contains("warn"), "{err}");
 }
+
+#[test]
+fn budget_follows_the_guard_refused_at_critical_granted_after() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let soft = guard.budget().soft_limit();
+    assert_eq!(soft, TOTAL_KB * 1024 * 85 / 100, "soft limit = 0.85 of the (node) limit");
+    let r = guard.try_reserve(1 << 20).expect("granted at Normal");
+    node.set_used(95);
+    wait_for("critical", Duration::from_secs(5), || guard.level() == Level::Critical);
+    let err = guard.try_reserve(1 << 20).unwrap_err();
+    assert_eq!((err.requested, err.level), (1 << 20, Level::Critical));
+    node.set_used(10);
+    wait_for("normal", Duration::from_secs(5), || guard.level() == Level::Normal);
+    let r2 = guard.try_reserve(1 << 20).expect("granted again after the level dropped");
+    drop((r, r2));
+    let stats = guard.snapshot().budget.expect("budget stats");
+    assert_eq!((stats.granted, stats.refused, stats.outstanding_bytes), (2, 1, 0));
+}
+
+#[test]
+fn shedders_are_asked_in_priority_order_on_entering_warning() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    for (name, prio, frees) in [("late", 10, 1u64 << 40), ("first", -5, 1 << 20), ("second", 0, 2 << 20)] {
+        let c = Arc::clone(&calls);
+        guard.register_shedder(name, prio, move |target| {
+            c.lock().unwrap().push((name, target));
+            frees
+        });
+    }
+    node.set_used(85);
+    wait_for("shedding", Duration::from_secs(5), || guard.last_shed().is_some());
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(|(n, _)| *n).collect::<Vec<_>>(), vec!["first", "second", "late"]);
+    // Each is asked for what is still missing.
+    assert_eq!(calls[1].1, calls[0].1 - (1 << 20));
+    assert_eq!(calls[2].1, calls[1].1 - (2 << 20));
+    let shed = guard.snapshot().shed.expect("shed stats");
+    assert_eq!(shed.runs, 1);
+}
+
+#[test]
+fn psi_disabled_or_missing_is_listed_with_the_reason() {
+    let node = Node::new(10);
+    let off = MemGuard::builder().root(node.root()).psi(false).start().expect("start");
+    let s = off.sources();
+    assert!(
+        s.iter().any(|x| x.name == "psi" && !x.armed && x.detail.as_deref() == Some("disabled by configuration")),
+        "{s:#?}"
+    );
+    drop(off);
+    let on = MemGuard::builder().root(node.root()).start().expect("start");
+    let s = on.sources();
+    let system = s.iter().find(|x| x.name == "psi-system").expect("psi-system listed");
+    assert!(!system.armed && system.detail.as_deref().unwrap_or("").contains("does not exist"), "{s:#?}");
+    assert!(s.iter().any(|x| x.name == "sampler" && x.armed));
+}
