@@ -174,9 +174,13 @@ impl Detector {
             limits.high_bytes = Some(bytes);
             limits.high_cgroup = Some(levels[i].cgroup.clone());
         }
-        let swap = walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).map(|(b, _)| b);
         match loc.version {
             CgroupVersion::V1 => {
+                // Without a memory limit the swap allowance is meaningless: skip three reads.
+                let swap = limits
+                    .limit_bytes
+                    .and_then(|_| walk::lowest_limit(&self.fs, &levels, files.swap, None, notes))
+                    .map(|(b, _)| b);
                 // memsw limits memory + swap together; the swap allowance is the difference.
                 limits.swap_limit_bytes = match (swap, limits.limit_bytes) {
                     (Some(memsw), Some(mem)) => Some(memsw.saturating_sub(mem)),
@@ -185,7 +189,7 @@ impl Detector {
                 self.apply_v1_hierarchical_limit(loc, limits, ceiling);
             }
             CgroupVersion::V2 => {
-                limits.swap_limit_bytes = swap;
+                limits.swap_limit_bytes = walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).map(|(b, _)| b);
                 self.flag_v2_hidden_limit(loc, &levels, limits);
             }
             CgroupVersion::None => {}
@@ -294,7 +298,11 @@ impl Detector {
     pub fn status_with(&self, probe_psi: bool) -> Result<crate::Status> {
         let (mut limits, meminfo) = self.detect_with_meminfo()?;
         let own = self.usage(&limits);
-        let at_limit = self.limit_usage(&limits);
+        let at_limit = if limits.limit_dir.is_none() || limits.limit_dir == limits.cgroup_dir {
+            own.as_ref().map(Clone::clone).map_err(|e| Error::malformed(self.fs.path("/"), e.to_string()))
+        } else {
+            self.limit_usage(&limits)
+        };
         if let Ok(u) = &own {
             if u.source == crate::limits::UsageSource::Host && limits.cgroup != CgroupVersion::None {
                 limits.notes.push("the cgroup has no usage file; usage shown is host-wide".into());

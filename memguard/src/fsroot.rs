@@ -1,6 +1,7 @@
 //! Where memguard reads the kernel's files from: `/` normally, a fixture tree in tests.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -62,7 +63,22 @@ impl FsRoot {
     /// [`Error::Io`] naming the file as seen on this host.
     pub fn read(&self, abs: impl AsRef<Path>) -> Result<String> {
         let p = self.path(abs);
-        fs::read(&p)
+        // Kernel files report a size of 0 or 4096, so std's size hint would start with a tiny
+        // probing read; one 8 KiB read usually returns the whole file (and a seq_file is then
+        // generated once).
+        // A short read of a seq_file means the end of it, which saves the final empty read.
+        let read = |f: &mut fs::File| -> std::io::Result<Vec<u8>> {
+            let mut bytes = vec![0u8; 8192];
+            let n = f.read(&mut bytes)?;
+            if n < bytes.len() {
+                bytes.truncate(n);
+                return Ok(bytes);
+            }
+            f.read_to_end(&mut bytes)?;
+            Ok(bytes)
+        };
+        fs::File::open(&p)
+            .and_then(|mut f| read(&mut f))
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .map_err(|source| Error::Io { path: p, source })
     }

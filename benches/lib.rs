@@ -1,1 +1,0 @@
-//! Shared helpers for the memguard benchmarks (see `benches/`).
