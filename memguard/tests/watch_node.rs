@@ -259,3 +259,20 @@ fn psi_disabled_or_missing_is_listed_with_the_reason() {
     assert!(!system.armed && system.detail.as_deref().unwrap_or("").contains("does not exist"), "{s:#?}");
     assert!(s.iter().any(|x| x.name == "sampler" && x.armed));
 }
+
+#[test]
+fn close_wakes_a_waiting_next_event() {
+    let node = Node::new(10);
+    let guard = node.guard();
+    let h = guard.handle();
+    let waiter = std::thread::spawn(move || {
+        let t = Instant::now();
+        let ev = h.next_event(Duration::from_secs(30));
+        (ev, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    guard.close();
+    let (ev, waited) = waiter.join().expect("join");
+    assert!(ev.is_none());
+    assert!(waited < Duration::from_secs(5), "next_event waited {waited:?} after close");
+}

@@ -5,7 +5,9 @@
 //! 2. **native cgroup v1** — the `tests/kernel_v1*.rs` binaries on this machine's kernel (part
 //!    of the same `cargo test` run, counted apart), then a check that no test cgroup leaked;
 //! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
-//! 4. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly).
+//! 4. **python** — `memguard-py/run-tests.sh`: `pip install ./memguard-py`, pytest natively and in
+//!    one VM boot;
+//! 5. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly).
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -77,6 +79,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let ci = in_ci();
     let mut suites = cargo_test_suites(&root);
     suites.push(vm_suite(&root, skip_vm));
+    suites.push(python_suite(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     report(&suites, ci)
 }
@@ -304,6 +307,65 @@ fn build_test_binary(root: &Path, package: &str, test: &str) -> Result<PathBuf, 
         .ok_or_else(|| format!("cargo did not report the {test} test executable"))
 }
 
+// ------------------------------------------------------------------- python ----
+
+/// The Python package: `memguard-py/run-tests.sh` installs it (`pip install ./memguard-py`) and
+/// runs pytest natively (unit + cgroup v1 kernel tests) and in one VM boot (cgroup v2 tests).
+fn python_suite(root: &Path, skip_vm: bool) -> Suite {
+    let mut suite = Suite { name: "python (pytest)", ..Suite::default() };
+    banner("Python package: pip install ./memguard-py, pytest natively and in the cgroup v2 VM");
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join("memguard-py/run-tests.sh")).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    let mut runs = 0;
+    for line in &lines {
+        if let Some((p, f, s)) = parse_pytest_summary(line) {
+            runs += 1;
+            suite.passed += p;
+            suite.failed += f;
+            suite.skipped += s;
+        }
+    }
+    if !ok && suite.failed == 0 {
+        suite.failed = 1;
+        suite.remark = Some("run-tests.sh failed (see above)".into());
+    } else {
+        suite.remark = Some(format!("{runs} pytest run(s){}", if skip_vm { "; VM part skipped" } else { "" }));
+    }
+    suite
+}
+
+/// Parse pytest's closing line (`==== 47 passed, 2 deselected in 14.66s ====`) into
+/// `(passed, failed + errors, skipped)`.
+fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
+    let t = line.trim().trim_matches('=').trim();
+    let (counts, time) = t.rsplit_once(" in ")?;
+    if !time.trim_end().ends_with('s') {
+        return None;
+    }
+    let mut out = (0, 0, 0);
+    let mut any = false;
+    for part in counts.split(", ") {
+        let mut w = part.split_whitespace();
+        let (Some(n), Some(word), None) = (w.next(), w.next(), w.next()) else { return None };
+        let n: u64 = n.parse().ok()?;
+        match word {
+            "passed" => out.0 += n,
+            "failed" | "error" | "errors" => out.1 += n,
+            "skipped" => out.2 += n,
+            "deselected" | "xfailed" | "xpassed" | "warning" | "warnings" => {}
+            _ => return None,
+        }
+        any = true;
+    }
+    any.then_some(out)
+}
+
 // --------------------------------------------------------------------- fuzz ----
 
 fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
@@ -438,6 +500,14 @@ fn report(suites: &[Suite], ci: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::parse_result_line;
+
+    #[test]
+    fn parses_pytest_summaries() {
+        use super::parse_pytest_summary as p;
+        assert_eq!(p("====================== 47 passed, 2 deselected in 14.66s ======================="), Some((47, 0, 0)));
+        assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
+        assert_eq!(p("collected 3 items in the tests"), None);
+    }
 
     #[test]
     fn parses_libtest_result_lines() {

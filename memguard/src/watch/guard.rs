@@ -35,6 +35,9 @@ pub(crate) struct Shared {
     pub(crate) callbacks: Callbacks,
     pull_tx: Sender<Event>,
     pull_rx: Receiver<Event>,
+    /// Dropped on close, which disconnects `closed_rx` and wakes every `next_event` waiter.
+    closed_tx: Mutex<Option<Sender<()>>>,
+    closed_rx: Receiver<()>,
     pub(crate) pull_dropped: AtomicU64,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     pub(crate) reactor_tid: AtomicI32,
@@ -165,6 +168,7 @@ impl MemGuard {
         let io_err = |what: &str, source: std::io::Error| Error::Io { path: what.into(), source };
         let (pull_tx, pull_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
         let (dispatch_tx, dispatch_rx) = crossbeam_channel::unbounded();
+        let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
             waker: EventFd::new().map_err(|e| io_err("eventfd", e))?,
@@ -175,6 +179,8 @@ impl MemGuard {
             callbacks: Callbacks::default(),
             pull_tx,
             pull_rx,
+            closed_tx: Mutex::new(Some(closed_tx)),
+            closed_rx,
             pull_dropped: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
             reactor_tid: AtomicI32::new(0),
@@ -340,11 +346,23 @@ impl GuardHandle {
     /// The next event, waiting up to `timeout`; `None` on timeout or once closed. Events are
     /// queued from the start (up to the queue capacity; the oldest are dropped beyond it, see
     /// [`dropped_events`](Self::dropped_events)), for runtimes that prefer their own thread.
+    /// A waiter returns at once when the guard is closed (with what is still queued, if any).
     pub fn next_event(&self, timeout: Duration) -> Option<Event> {
         if self.is_closed() {
             return self.shared.pull_rx.try_recv().ok();
         }
-        self.shared.pull_rx.recv_timeout(timeout).ok()
+        crossbeam_channel::select! {
+            recv(self.shared.pull_rx) -> ev => ev.ok(),
+            recv(self.shared.closed_rx) -> _ => self.shared.pull_rx.try_recv().ok(),
+            default(timeout) => None,
+        }
+    }
+
+    /// Return freed heap to the OS now (`malloc_trim(0)` on glibc), subject to the same
+    /// minimum interval as the trims after shedding — for callbacks that free memory
+    /// themselves rather than through a registered shedder.
+    pub fn malloc_trim(&self) -> crate::shed::TrimOutcome {
+        self.shared.shedders.trimmer().maybe_trim(std::time::Instant::now())
     }
 
     /// Events dropped from the pull queue because nobody read them.
@@ -371,6 +389,7 @@ impl GuardHandle {
     /// including from inside a callback (the dispatcher then finishes after that callback).
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::Release);
+        drop(self.shared.closed_tx.lock().unwrap_or_else(PoisonError::into_inner).take());
         if let Err(e) = self.shared.waker.signal() {
             tracing::warn!(error = %e, "cannot wake the memguard reactor");
         }

@@ -1,0 +1,100 @@
+"""A Python worker whose dict cache grows by ``--step`` MiB per request until it has been asked
+for ``--total`` MiB — run inside a limited cgroup by ``test_kernel.py``.
+
+``--guard shedder``: the cache is a memguard shedder (evicts oldest entries on Warning/Critical)
+and every insert first reserves its size from the soft-limit budget (a refusal rejects the
+request). ``--guard on_level``: an ``on_level`` callback drops the oldest half of the cache when
+the level rises, and while the level is Warning or above the cache replaces entries instead of
+growing. ``--guard none``: the unguarded twin, which the OOM killer ends.
+
+Prints one JSON line when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections import OrderedDict
+
+MIB = 1 << 20
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--guard", choices=["none", "shedder", "on_level"], default="none")
+    p.add_argument("--step", type=float, default=2.0, help="MiB per request")
+    p.add_argument("--total", type=float, default=384.0, help="MiB requested in all")
+    p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
+    a = p.parse_args()
+    step = int(a.step * MIB)
+    lock = threading.Lock()
+    cache: "OrderedDict[int, bytes]" = OrderedDict()
+    state = {"cached": 0, "evicted": 0, "rejected": 0, "served": 0, "peak_cached": 0, "level_events": 0}
+
+    def evict(target: int) -> int:
+        freed = 0
+        with lock:
+            while cache and freed < target:
+                _, v = cache.popitem(last=False)
+                freed += len(v)
+            state["cached"] -= freed
+            state["evicted"] += freed
+        return freed
+
+    guard = None
+    if a.guard != "none":
+        import memguard
+
+        guard = memguard.Guard()
+        if a.guard == "shedder":
+            guard.register_shedder("dict-cache", evict)
+        else:
+
+            @guard.on_level
+            def shed(change: "memguard.LevelChange") -> None:
+                state["level_events"] += 1
+                if change.rising:
+                    evict(max(state["cached"] // 2, step))
+
+    start = time.monotonic()
+    n = int(a.total * MIB) // step
+    for i in range(n):
+        if guard is not None and a.guard == "on_level" and guard.level() >= memguard.Level.WARNING:
+            evict(step)  # under pressure the cache replaces entries instead of growing
+        reservation = guard.try_reserve(step) if guard is not None and a.guard == "shedder" else None
+        if guard is not None and a.guard == "shedder" and reservation is None:
+            state["rejected"] += 1
+        else:
+            value = bytes([i % 251 + 1]) * step  # touches every page
+            with lock:
+                cache[i] = value
+                state["cached"] += step
+                state["peak_cached"] = max(state["peak_cached"], state["cached"])
+            del value
+            state["served"] += 1
+            if reservation is not None:
+                reservation.release()  # the bytes are now in the cache, hence in measured usage
+        due = (i + 1) * step / (a.rate * MIB)
+        wait = due - (time.monotonic() - start)
+        if wait > 0:
+            time.sleep(wait)
+    out = dict(state, seconds=round(time.monotonic() - start, 3), guard=a.guard)
+    if guard is not None:
+        snap = guard.snapshot()
+        out.update(
+            level=str(snap.level),
+            limit_bytes=snap.limit_bytes,
+            shed_runs=snap.shed.runs if snap.shed else 0,
+            limit_source=snap.limit_source,
+            sources=[s.name for s in guard.sources() if s.armed],
+        )
+        guard.close()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
