@@ -48,7 +48,8 @@ mount -t devtmpfs devtmpfs $R/dev || die "cannot mount $R/dev"
 mkdir -p $R/dev/pts $R/dev/shm $R/tmp $R/run @GUEST_OUT_REL@
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 tmpfs $R/dev/shm
-mount -t tmpfs -o mode=1777 tmpfs $R/tmp || die "cannot mount $R/tmp"
+# /tmp stays the overlay of the host's /tmp (writes go to the tmpfs upper layer): a checkout or
+# build under the host's /tmp (CI clones, temp dirs) must be visible to the command.
 mount -t tmpfs -o mode=0755 tmpfs $R/run || die "cannot mount $R/run"
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup || die "cannot mount cgroup2"
 # Written by the guest, read by the host after poweroff: no caching.
