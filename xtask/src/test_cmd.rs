@@ -114,13 +114,15 @@ fn cargo_test_suites(root: &Path) -> Vec<Suite> {
             target.passed += counts.0;
             target.failed += counts.1;
             target.skipped += counts.2;
+            target.secs += finished_in(t);
         }
     }
     if !ok && unit.failed + v1.failed == 0 {
         unit.failed += 1;
         unit.remark = Some("cargo test failed before running tests (build error?)".into());
     }
-    unit.secs = secs;
+    // The unit suite's time is the whole `cargo test` (builds included) minus the v1 binaries.
+    unit.secs = (secs - v1.secs).max(0.0);
     if let Err(why) = v1_ready {
         v1.unavailable = true;
         v1.skipped += v1.passed;
@@ -155,6 +157,13 @@ fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
         }
     }
     Some(counts)
+}
+
+/// The `finished in 0.52s` of a libtest result line, in seconds (0 when absent).
+fn finished_in(line: &str) -> f64 {
+    line.rsplit_once("finished in ")
+        .and_then(|(_, t)| t.trim().trim_end_matches('s').parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The v1 memory cgroup directory of this process, if any.
@@ -522,5 +531,6 @@ mod tests {
             Some((1, 3, 0))
         );
         assert_eq!(parse_result_line("running 3 tests"), None);
+        assert!((super::finished_in("test result: ok. 1 passed; finished in 2.50s") - 2.5).abs() < 1e-9);
     }
 }
