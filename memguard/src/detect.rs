@@ -189,7 +189,8 @@ impl Detector {
                 self.apply_v1_hierarchical_limit(loc, limits, ceiling);
             }
             CgroupVersion::V2 => {
-                limits.swap_limit_bytes = walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).map(|(b, _)| b);
+                limits.swap_limit_bytes =
+                    walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).map(|(b, _)| b);
                 self.flag_v2_hidden_limit(loc, &levels, limits);
             }
             CgroupVersion::None => {}

@@ -161,9 +161,7 @@ fn parse_result_line(line: &str) -> Option<(u64, u64, u64)> {
 
 /// The `finished in 0.52s` of a libtest result line, in seconds (0 when absent).
 fn finished_in(line: &str) -> f64 {
-    line.rsplit_once("finished in ")
-        .and_then(|(_, t)| t.trim().trim_end_matches('s').parse().ok())
-        .unwrap_or(0.0)
+    line.rsplit_once("finished in ").and_then(|(_, t)| t.trim().trim_end_matches('s').parse().ok()).unwrap_or(0.0)
 }
 
 /// The v1 memory cgroup directory of this process, if any.
@@ -513,7 +511,10 @@ mod tests {
     #[test]
     fn parses_pytest_summaries() {
         use super::parse_pytest_summary as p;
-        assert_eq!(p("====================== 47 passed, 2 deselected in 14.66s ======================="), Some((47, 0, 0)));
+        assert_eq!(
+            p("====================== 47 passed, 2 deselected in 14.66s ======================="),
+            Some((47, 0, 0))
+        );
         assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
         assert_eq!(p("collected 3 items in the tests"), None);
     }
