@@ -50,6 +50,7 @@ pub(crate) struct Reactor {
     level_since: Instant,
     time_in_level: [Duration; 3],
     next_pressure_tick: Instant,
+    read_errors: crate::ratelimit::LogLimiter,
 }
 
 impl Reactor {
@@ -92,6 +93,7 @@ impl Reactor {
             level_since: now,
             time_in_level: [Duration::ZERO; 3],
             next_pressure_tick: now,
+            read_errors: crate::ratelimit::LogLimiter::new(Duration::from_secs(10)),
         };
         r.arm();
         // The first sample: level and snapshot are meaningful as soon as start() returns.
@@ -227,9 +229,16 @@ impl Reactor {
             }
         }
         if gone {
-            let cgroup =
-                self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
-            pending.push(EventKind::CgroupRemoved { cgroup });
+            // Only a directory that is really gone is a removal; a file that merely failed to
+            // read (a permission change) must not repeat CgroupRemoved on every sample.
+            let dir = self.limits.limit_dir.as_ref().or(self.limits.cgroup_dir.as_ref());
+            if dir.is_some_and(|d| !self.detector.fs().exists(d)) {
+                let cgroup =
+                    self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
+                pending.push(EventKind::CgroupRemoved { cgroup });
+            } else if let Some(suppressed) = self.read_errors.check() {
+                tracing::warn!(dir = ?dir, suppressed, "memguard cannot read the guarded cgroup's files");
+            }
             self.redetect(&mut pending, woke);
         } else if Instant::now() >= self.next_redetect {
             self.redetect(&mut pending, woke);
