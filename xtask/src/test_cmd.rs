@@ -7,7 +7,8 @@
 //! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
 //! 4. **python** — `memguard-py/run-tests.sh`: `pip install ./memguard-py`, pytest natively and in
 //!    one VM boot;
-//! 5. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly).
+//! 5. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 6. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -81,6 +82,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
+    suites.push(lint_suite(&root));
     report(&suites, ci)
 }
 
@@ -439,6 +441,39 @@ fn ensure_cargo_fuzz() -> Result<(), String> {
     }
 }
 
+// --------------------------------------------------------------------- lint ----
+
+/// Formatting, clippy (warnings are errors) and the core's rustdoc (broken links are errors).
+fn lint_suite(root: &Path) -> Suite {
+    let mut suite = Suite { name: "lint", ..Suite::default() };
+    banner("lint: cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings");
+    let start = Instant::now();
+    let checks: [(&str, Vec<&str>, Option<(&str, &str)>); 3] = [
+        ("fmt", vec!["fmt", "--all", "--", "--check"], None),
+        ("clippy", vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], None),
+        ("doc", vec!["doc", "--no-deps", "-p", "memguard"], Some(("RUSTDOCFLAGS", "-D warnings"))),
+    ];
+    let mut failed = Vec::new();
+    for (name, args, env) in checks {
+        let mut cmd = Command::new("cargo");
+        cmd.args(args).current_dir(root);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let (ok, _) = run_merged(&mut cmd);
+        if ok {
+            suite.passed += 1;
+        } else {
+            suite.failed += 1;
+            failed.push(name);
+        }
+    }
+    suite.secs = start.elapsed().as_secs_f64();
+    suite.remark =
+        Some(if failed.is_empty() { "fmt, clippy, doc".into() } else { format!("failed: {}", failed.join(", ")) });
+    suite
+}
+
 // ------------------------------------------------------------------- common ----
 
 fn banner(what: &str) {
@@ -453,6 +488,12 @@ fn run_merged(cmd: &mut Command) -> (bool, Vec<String>) {
     sh.arg("-c").arg(r#""$@" 2>&1"#).arg("sh").arg(cmd.get_program()).args(cmd.get_args());
     if let Some(dir) = cmd.get_current_dir() {
         sh.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
     }
     let mut child = match sh.stdout(Stdio::piped()).stdin(Stdio::null()).spawn() {
         Ok(c) => c,
