@@ -448,16 +448,26 @@ fn lint_suite(root: &Path) -> Suite {
     let mut suite = Suite { name: "lint", ..Suite::default() };
     banner("lint: cargo fmt --check, cargo clippy -D warnings, cargo doc -D warnings");
     let start = Instant::now();
-    let checks: [(&str, Vec<&str>, Option<(&str, &str)>); 3] = [
-        ("fmt", vec!["fmt", "--all", "--", "--check"], None),
-        ("clippy", vec!["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], None),
-        ("doc", vec!["doc", "--no-deps", "-p", "memguard"], Some(("RUSTDOCFLAGS", "-D warnings"))),
+    /// One check: a name, the cargo arguments, and an environment variable to set.
+    struct Check {
+        name: &'static str,
+        args: &'static [&'static str],
+        env: Option<(&'static str, &'static str)>,
+    }
+    let checks = [
+        Check { name: "fmt", args: &["fmt", "--all", "--", "--check"], env: None },
+        Check { name: "clippy", args: &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], env: None },
+        Check {
+            name: "doc",
+            args: &["doc", "--no-deps", "-p", "memguard"],
+            env: Some(("RUSTDOCFLAGS", "-D warnings")),
+        },
     ];
     let mut failed = Vec::new();
-    for (name, args, env) in checks {
+    for check in checks {
         let mut cmd = Command::new("cargo");
-        cmd.args(args).current_dir(root);
-        if let Some((k, v)) = env {
+        cmd.args(check.args).current_dir(root);
+        if let Some((k, v)) = check.env {
             cmd.env(k, v);
         }
         let (ok, _) = run_merged(&mut cmd);
@@ -465,7 +475,7 @@ fn lint_suite(root: &Path) -> Suite {
             suite.passed += 1;
         } else {
             suite.failed += 1;
-            failed.push(name);
+            failed.push(check.name);
         }
     }
     suite.secs = start.elapsed().as_secs_f64();
