@@ -298,18 +298,19 @@ impl Detector {
     /// As [`detect`](Self::detect).
     pub fn status_with(&self, probe_psi: bool) -> Result<crate::Status> {
         let (mut limits, meminfo) = self.detect_with_meminfo()?;
-        let own = self.usage(&limits);
+        let own = self.usage(&limits).ok();
+        // The same cgroup (no limit, or the limit on our own cgroup): read its files once.
         let at_limit = if limits.limit_dir.is_none() || limits.limit_dir == limits.cgroup_dir {
-            own.as_ref().map(Clone::clone).map_err(|e| Error::malformed(self.fs.path("/"), e.to_string()))
+            own.clone()
         } else {
-            self.limit_usage(&limits)
+            self.limit_usage(&limits).ok()
         };
-        if let Ok(u) = &own {
+        if let Some(u) = &own {
             if u.source == crate::limits::UsageSource::Host && limits.cgroup != CgroupVersion::None {
                 limits.notes.push("the cgroup has no usage file; usage shown is host-wide".into());
             }
         }
-        let mut status = crate::Status::new(limits, own.ok(), at_limit.ok(), meminfo.available_bytes);
+        let mut status = crate::Status::new(limits, own, at_limit, meminfo.available_bytes);
         status.sources =
             crate::watch::sources::probe(&status.limits, &self.fs, &crate::watch::Config::default(), probe_psi);
         Ok(status)

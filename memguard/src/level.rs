@@ -100,6 +100,13 @@ impl Thresholds {
         Ok(Thresholds { warn, critical, hysteresis })
     }
 
+    /// The warning and critical thresholds in bytes of `limit`.
+    pub fn bytes(&self, limit: u64) -> (u64, u64) {
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let at = |f: f64| (limit as f64 * f) as u64;
+        (at(self.warn), at(self.critical))
+    }
+
     /// The level for `fraction` when coming from `current` (applies hysteresis downward).
     pub fn level_for(&self, fraction: f64, current: Level) -> Level {
         let up = if fraction >= self.critical {

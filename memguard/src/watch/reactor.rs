@@ -98,17 +98,13 @@ impl Reactor {
         r.arm();
         // The first sample: level and snapshot are meaningful as soon as start() returns.
         let mut pending = Vec::new();
-        r.sample(&mut pending, monotonic_ns());
+        r.sample(&mut pending);
         r.publish(pending, monotonic_ns());
         Ok(r)
     }
 
     fn threshold_bytes(&self) -> Option<(u64, u64)> {
-        let limit = self.limits.limit_bytes?;
-        let th = self.tracker.thresholds();
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let at = |f: f64| (limit as f64 * f) as u64;
-        Some((at(th.warn), at(th.critical)))
+        self.limits.limit_bytes.map(|limit| self.tracker.thresholds().bytes(limit))
     }
 
     /// (Re-)arm every source for the current limits.
@@ -144,7 +140,7 @@ impl Reactor {
     }
 
     fn kernel_watches_thresholds(&self) -> bool {
-        self.sources.iter().flatten().filter(|s| s.watches_thresholds()).count() >= 2
+        sources::kernel_watches_thresholds(self.sources.iter().flatten())
     }
 
     /// The loop, until closed.
@@ -217,7 +213,7 @@ impl Reactor {
             }
         }
         if resample && !gone {
-            gone = !self.sample(&mut pending, woke);
+            gone = !self.sample(&mut pending);
             if let Some(s) = self.last {
                 for bytes in crossed {
                     let direction = if s.usage >= bytes { Direction::Up } else { Direction::Down };
@@ -239,15 +235,15 @@ impl Reactor {
             } else if let Some(suppressed) = self.read_errors.check() {
                 tracing::warn!(dir = ?dir, suppressed, "memguard cannot read the guarded cgroup's files");
             }
-            self.redetect(&mut pending, woke);
+            self.redetect(&mut pending);
         } else if Instant::now() >= self.next_redetect {
-            self.redetect(&mut pending, woke);
+            self.redetect(&mut pending);
         }
         self.publish(pending, woke);
     }
 
     /// Take a sample, update the level. Returns false when the cgroup's files are gone.
-    fn sample(&mut self, pending: &mut Vec<EventKind>, _woke: u64) -> bool {
+    fn sample(&mut self, pending: &mut Vec<EventKind>) -> bool {
         let now = Instant::now();
         let sample = match self.probe.sample() {
             Ok(s) => s,
@@ -297,7 +293,7 @@ impl Reactor {
         true
     }
 
-    fn redetect(&mut self, pending: &mut Vec<EventKind>, woke: u64) {
+    fn redetect(&mut self, pending: &mut Vec<EventKind>) {
         self.next_redetect = Instant::now() + self.shared.config.redetect_interval;
         let new = match self.detector.detect() {
             Ok(l) => l,
@@ -315,7 +311,7 @@ impl Reactor {
         if changed {
             self.probe = Probe::open(&self.limits, self.detector.fs(), self.shared.config.eviction_threshold);
             self.arm();
-            self.sample(pending, woke);
+            self.sample(pending);
         }
     }
 
@@ -323,9 +319,8 @@ impl Reactor {
     fn publish(&mut self, mut pending: Vec<EventKind>, woke: u64) {
         let now = Instant::now();
         let before = Level::from_u8(self.shared.level.load(Ordering::Acquire));
-        if let Some(change) = self.tracker.tick(now) {
-            let _ = change;
-        }
+        // Expire a kernel-event floor whose hold time has passed (the level below compares).
+        self.tracker.tick(now);
         let level = self.tracker.level();
         if level != before {
             let spent = now.duration_since(self.level_since);

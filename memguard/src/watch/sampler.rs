@@ -61,9 +61,8 @@ pub fn next_interval(
     if kernel_watches_thresholds {
         return cfg.max_interval;
     }
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    let at = |f: f64| (limit as f64 * f) as u64;
-    let next = [at(thresholds.warn), at(thresholds.critical), limit].into_iter().find(|b| *b > working_set);
+    let (warn, critical) = thresholds.bytes(limit);
+    let next = [warn, critical, limit].into_iter().find(|b| *b > working_set);
     let Some(next) = next else { return cfg.min_interval };
     #[allow(clippy::cast_precision_loss)]
     let secs = (next - working_set) as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
@@ -247,11 +246,6 @@ pub fn status(
         format!("node mode: /proc/meminfo MemAvailable vs eviction threshold {eviction_threshold} bytes")
     };
     crate::status::SourceStatus { name: "sampler".into(), armed: true, detail: Some(detail) }
-}
-
-/// Whether `version` offers a kernel usage-threshold notification (v1 only).
-pub fn has_usage_notification(version: CgroupVersion) -> bool {
-    version == CgroupVersion::V1
 }
 
 #[cfg(test)]

@@ -161,6 +161,12 @@ fn arm_with(
     armed
 }
 
+/// True when both v1 usage thresholds (warning and critical) are armed: the kernel then
+/// reports every boundary crossing and the sampler may relax.
+pub fn kernel_watches_thresholds<'a>(sources: impl Iterator<Item = &'a Box<dyn Source>>) -> bool {
+    sources.filter(|s| s.watches_thresholds()).count() >= 2
+}
+
 /// What [`arm`] would arm here, without keeping anything armed: arms, records, releases. PSI
 /// triggers are only created with `psi_triggers` (releasing one waits for an RCU grace period,
 /// 10-20 ms); otherwise their files are checked for writing. Used by `memguard status` and
@@ -171,13 +177,9 @@ pub fn probe(
     cfg: &super::Config,
     psi_triggers: bool,
 ) -> Vec<crate::status::SourceStatus> {
-    let threshold_bytes = limits.limit_bytes.map(|l| {
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let at = |f: f64| (l as f64 * f) as u64;
-        (at(cfg.thresholds.warn), at(cfg.thresholds.critical))
-    });
+    let threshold_bytes = limits.limit_bytes.map(|l| cfg.thresholds.bytes(l));
     let armed = arm_with(limits, fs, &cfg.sources, threshold_bytes, !psi_triggers);
-    let kernel_thresholds = armed.sources.iter().filter(|s| s.watches_thresholds()).count() >= 2;
+    let kernel_thresholds = kernel_watches_thresholds(armed.sources.iter());
     let mut status = armed.status;
     status.push(super::sampler::status(limits, &cfg.sampler, cfg.eviction_threshold, kernel_thresholds));
     status
