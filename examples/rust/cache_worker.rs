@@ -112,9 +112,12 @@ fn main() -> ExitCode {
             }
         };
         let c = Arc::clone(&cache);
-        guard.register_shedder("response-cache", 0, move |target| {
-            c.lock().unwrap_or_else(PoisonError::into_inner).evict(target)
-        });
+        // Kept for the guard's whole life (dropping the subscription would unregister it).
+        guard
+            .register_shedder("response-cache", 0, move |target| {
+                c.lock().unwrap_or_else(PoisonError::into_inner).evict(target)
+            })
+            .detach();
         Some(guard)
     } else {
         None

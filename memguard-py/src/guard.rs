@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use memguard::shed::ShedderId;
 use memguard::watch::{Builder, GuardHandle, Subscription};
 use memguard::{Budget, MemGuard};
 use pyo3::prelude::*;
@@ -120,8 +119,9 @@ impl Settings {
 /// Owns memguard's reactor and dispatcher threads. `close()` — or garbage collection — stops
 /// both and releases every file descriptor, with the GIL released while the threads are joined.
 /// After `os.fork()` the object is unusable in the child: every method raises
-/// `GuardClosedError`, and dropping it there forgets the Rust guard instead of closing it (its
-/// threads exist only in the parent, which keeps running its guard).
+/// `GuardClosedError`, and dropping or closing it there closes the child's copies of the guard's
+/// descriptors without joining threads (they exist only in the parent, which keeps running its
+/// guard).
 #[pyclass(module = "memguard._memguard", name = "Guard", frozen)]
 pub struct Guard {
     inner: Mutex<Option<MemGuard>>,
@@ -131,7 +131,7 @@ pub struct Guard {
     pid: u32,
     next_id: AtomicU64,
     subs: Mutex<HashMap<u64, Subscription>>,
-    shedders: Mutex<HashMap<u64, ShedderId>>,
+    shedders: Mutex<HashMap<u64, Subscription>>,
 }
 
 impl Guard {
@@ -288,9 +288,9 @@ impl Guard {
         let h = self.handle(py)?;
         let c = h.config();
         let d = PyDict::new(py);
-        d.set_item("warn", c.thresholds.warn)?;
-        d.set_item("critical", c.thresholds.critical)?;
-        d.set_item("hysteresis", c.thresholds.hysteresis)?;
+        d.set_item("warn", c.thresholds.warn())?;
+        d.set_item("critical", c.thresholds.critical())?;
+        d.set_item("hysteresis", c.thresholds.hysteresis())?;
         d.set_item("soft_limit", c.soft_limit)?;
         d.set_item("event_hold", c.event_hold.as_secs_f64())?;
         d.set_item("eviction_threshold", c.eviction_threshold)?;
@@ -344,8 +344,9 @@ impl Guard {
     /// Remove a callback (also from inside a callback). Returns whether it was registered.
     fn unsubscribe(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
         let Some(sub) = lock(&self.subs).remove(&id) else { return Ok(false) };
-        let h = self.handle(py)?;
-        Ok(py.detach(move || h.unsubscribe(sub)))
+        self.check_open(py)?;
+        // Waits for a running call of that callback (which needs the GIL): detached.
+        Ok(py.detach(move || sub.unsubscribe()))
     }
 
     /// Register `callback(target_bytes) -> freed_bytes` as a shedder. Returns an id for
@@ -362,9 +363,9 @@ impl Guard {
 
     /// Remove a shedder (also from inside a shedder). Returns whether it was registered.
     fn unregister_shedder(&self, py: Python<'_>, id: u64) -> PyResult<bool> {
-        let Some(sid) = lock(&self.shedders).remove(&id) else { return Ok(false) };
-        let h = self.handle(py)?;
-        Ok(py.detach(move || h.unregister_shedder(sid)))
+        let Some(sub) = lock(&self.shedders).remove(&id) else { return Ok(false) };
+        self.check_open(py)?;
+        Ok(py.detach(move || sub.unsubscribe()))
     }
 
     /// The report of the latest shedding run as a dict, or None.
@@ -467,21 +468,22 @@ impl Guard {
         self.forked_strict()
     }
 
-    /// Stop both threads and release every fd. Idempotent; callable from any thread, also from
-    /// inside a callback. The GIL is released while the threads are joined. In a child after
-    /// `fork()` it only marks the guard closed (the Rust guard is forgotten, not joined).
+    /// Stop memguard's threads and release every fd. Idempotent; callable from any thread,
+    /// also from inside a callback. The GIL is released while the threads are joined (a
+    /// callback may be waiting for it). In a child after `fork()` it closes the child's copies
+    /// of the guard's descriptors and joins nothing (the core's fork rule).
     fn close(&self, py: Python<'_>) {
         self.closed.store(true, Ordering::Release);
-        if self.forked_strict() {
-            // Taking the lock is not safe here (a parent thread may have held it at fork time).
-            return;
-        }
+        // These locks are only ever taken with the GIL held, so no other thread held them when
+        // `os.fork()` (which holds the GIL) ran: safe in a child too.
         let taken = lock(&self.inner).take();
-        lock(&self.subs).clear();
-        lock(&self.shedders).clear();
-        if let Some(g) = taken {
-            py.detach(move || drop(g));
-        }
+        let subs = std::mem::take(&mut *lock(&self.subs));
+        let shedders = std::mem::take(&mut *lock(&self.shedders));
+        py.detach(move || {
+            drop(taken);
+            drop(subs);
+            drop(shedders);
+        });
     }
 
     fn __repr__(&self) -> String {
@@ -498,17 +500,18 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let forked = self.forked_strict();
         let taken = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(g) = taken {
-            if forked {
-                // Its threads live in the parent: closing would join threads that do not exist.
-                std::mem::forget(g);
-            } else {
-                // Dropped by Python (attached): release the GIL while joining, since the
-                // dispatcher may be waiting for it to finish a callback.
-                Python::attach(|py| py.detach(move || drop(g)));
-            }
-        }
+        let subs = std::mem::take(self.subs.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let shedders = std::mem::take(self.shedders.get_mut().unwrap_or_else(PoisonError::into_inner));
+        // Dropped by Python (attached): release the GIL while joining, since the dispatcher may
+        // be waiting for it to finish a callback. In a forked child the core closes the
+        // inherited descriptors without joining (nothing to wait for).
+        Python::attach(|py| {
+            py.detach(move || {
+                drop(subs);
+                drop(shedders);
+                drop(taken);
+            })
+        });
     }
 }

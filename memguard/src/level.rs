@@ -2,17 +2,25 @@
 //! that moves between them.
 //!
 //! # Rules
-//! * The level comes from the working set at the cgroup that sets the effective limit, as a
-//!   fraction of that limit: `Warning` at or above `warn` (default 0.80), `Critical` at or
-//!   above `critical` (default 0.90).
+//! * The level comes from the **pressure measure** at the cgroup that sets the effective limit:
+//!   the memory reclaim cannot free (usage minus clean page cache; see
+//!   [`Snapshot::unreclaimable_bytes`](crate::Snapshot::unreclaimable_bytes)) as a fraction of
+//!   that limit: `Warning` at or above `warn` (default 0.80), `Critical` at or above
+//!   `critical` (default 0.90).
 //! * Hysteresis on the way down: the level drops only once the fraction is `hysteresis`
 //!   (default 0.05) below the threshold it crossed, so usage hovering at a threshold does not
 //!   flap.
-//! * Kernel events raise the level at once, whatever the last sample said: `memory.high`
-//!   events and PSI `some` triggers (and v1 `medium` pressure) to at least `Warning`; `max`,
-//!   `oom`, `oom_kill`, PSI `full` triggers (and v1 `critical` pressure, v1 OOM) to `Critical`.
-//!   Such a floor holds for the *event hold* time (default 2 s) after the last event; then
-//!   the usage-based level applies again.
+//! * Kernel events make the watcher sample at once, and may raise the level before the
+//!   thresholds do: `memory.high` events and PSI `some` triggers (and v1 `medium` pressure) to
+//!   at least `Warning`; `max`, `oom`, `oom_kill`, PSI `full` triggers (and v1 `critical`
+//!   pressure, v1 OOM) to `Critical` — **only while the measure confirms**: a floor counts
+//!   while the fraction is within the hysteresis band below its level's threshold (from 0.75
+//!   for `Warning`, 0.85 for `Critical` with the defaults). A cgroup filled with page cache
+//!   hits `memory.max` and stalls in reclaim routinely; that is not a reason to shed.
+//! * A floor holds for the *event hold* time (default 2 s) after the last event of its level,
+//!   and ends earlier as soon as a fresh sample shows the measure below its band, so a handler
+//!   that freed memory sees the level fall and is told again when memory regrows. Floors of
+//!   each level are kept apart: a `Warning` floor is not lost under a `Critical` one.
 //! * Without a cgroup limit, the node's eviction point stands in for the limit: used memory
 //!   (`MemTotal - MemAvailable`) against `MemTotal - eviction threshold` (default 100 MiB, the
 //!   kubelet's `evictionHard`).
@@ -67,15 +75,12 @@ impl std::fmt::Display for Level {
     }
 }
 
-/// Thresholds as fractions of the effective limit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Thresholds as fractions of the effective limit, validated by [`Thresholds::new`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Thresholds {
-    /// Fraction at which `Warning` starts (default 0.80).
-    pub warn: f64,
-    /// Fraction at which `Critical` starts (default 0.90).
-    pub critical: f64,
-    /// How far below a threshold the fraction must fall to leave its level (default 0.05).
-    pub hysteresis: f64,
+    warn: f64,
+    critical: f64,
+    hysteresis: f64,
 }
 
 impl Default for Thresholds {
@@ -98,6 +103,21 @@ impl Thresholds {
             )));
         }
         Ok(Thresholds { warn, critical, hysteresis })
+    }
+
+    /// Fraction at which `Warning` starts (default 0.80).
+    pub fn warn(&self) -> f64 {
+        self.warn
+    }
+
+    /// Fraction at which `Critical` starts (default 0.90).
+    pub fn critical(&self) -> f64 {
+        self.critical
+    }
+
+    /// How far below a threshold the fraction must fall to leave its level (default 0.05).
+    pub fn hysteresis(&self) -> f64 {
+        self.hysteresis
     }
 
     /// The warning and critical thresholds in bytes of `limit`.
@@ -140,20 +160,31 @@ pub struct LevelChange {
     pub to: Level,
 }
 
-/// Tracks the current level from usage samples and kernel events (see the module rules).
+/// Tracks the current level from samples of the pressure measure and from kernel events (see
+/// the module rules).
 #[derive(Debug, Clone)]
 pub struct LevelTracker {
     thresholds: Thresholds,
     hold: Duration,
     usage_level: Level,
-    floor: Option<(Level, Instant)>,
+    /// The latest sampled fraction, if any.
+    fraction: Option<f64>,
+    /// Until when a kernel event's floor holds, per level (`[Warning, Critical]`).
+    floors: [Option<Instant>; 2],
     current: Level,
 }
 
 impl LevelTracker {
     /// Start at `Normal`. `hold` is how long a kernel-event floor lasts after the last event.
     pub fn new(thresholds: Thresholds, hold: Duration) -> Self {
-        LevelTracker { thresholds, hold, usage_level: Level::Normal, floor: None, current: Level::Normal }
+        LevelTracker {
+            thresholds,
+            hold,
+            usage_level: Level::Normal,
+            fraction: None,
+            floors: [None; 2],
+            current: Level::Normal,
+        }
     }
 
     /// The current level.
@@ -161,24 +192,34 @@ impl LevelTracker {
         self.current
     }
 
+    /// The level the latest sample alone gives (thresholds and hysteresis, no kernel floor).
+    pub fn usage_level(&self) -> Level {
+        self.usage_level
+    }
+
     /// The thresholds in use.
     pub fn thresholds(&self) -> Thresholds {
         self.thresholds
     }
 
-    /// Feed a usage sample (working set / limit). Returns the change, if any.
+    /// Feed a sample of the pressure measure (bytes reclaim cannot free / limit). Returns the
+    /// change, if any.
     pub fn observe(&mut self, fraction: f64, now: Instant) -> Option<LevelChange> {
         self.usage_level = self.thresholds.level_for(fraction, self.usage_level);
+        self.fraction = Some(fraction);
         self.recompute(now)
     }
 
-    /// A kernel event demands at least `floor` now. Returns the change, if any.
+    /// A kernel event demands at least `floor` for the hold time, provided the measure confirms
+    /// it (see [`confirmed`](Self::confirmed)). Floors of different levels are kept apart, so a
+    /// `Warning` floor arriving while a `Critical` one holds outlives it if it was set later.
+    /// Returns the change, if any.
     pub fn raise(&mut self, floor: Level, now: Instant) -> Option<LevelChange> {
-        let until = now + self.hold;
-        self.floor = match self.floor {
-            Some((f, _)) if f > floor => self.floor,
-            _ => Some((floor, until)),
-        };
+        if let Some(slot) = Self::slot(floor) {
+            // `checked_add`: a hold too large for the clock holds "forever" rather than panicking.
+            let until = now.checked_add(self.hold).unwrap_or(now + Duration::from_secs(86_400 * 365));
+            self.floors[slot] = Some(self.floors[slot].map_or(until, |u| u.max(until)));
+        }
         self.recompute(now)
     }
 
@@ -187,19 +228,57 @@ impl LevelTracker {
         self.recompute(now)
     }
 
-    /// When the current floor expires, if one is active.
+    /// When the next floor expires, if one is active.
     pub fn floor_deadline(&self) -> Option<Instant> {
-        self.floor.map(|(_, until)| until)
+        self.floors.iter().flatten().min().copied()
+    }
+
+    /// The highest level a kernel-event floor may impose at `fraction`: a floor confirms only
+    /// while the measure is at or above its level's threshold minus the hysteresis band
+    /// (`Warning` from 0.75, `Critical` from 0.85 with the defaults). Page cache that fills a
+    /// cgroup makes the kernel report `max`, `high` and PSI stalls while reclaim frees it
+    /// without trouble; the measure (which excludes clean page cache) tells such noise from
+    /// real pressure.
+    pub fn confirmed(&self, fraction: Option<f64>) -> Level {
+        let Some(f) = fraction else { return Level::Critical };
+        let t = self.thresholds;
+        if f >= t.critical - t.hysteresis {
+            Level::Critical
+        } else if f >= t.warn - t.hysteresis {
+            Level::Warning
+        } else {
+            Level::Normal
+        }
+    }
+
+    fn slot(level: Level) -> Option<usize> {
+        match level {
+            Level::Normal => None,
+            Level::Warning => Some(0),
+            Level::Critical => Some(1),
+        }
+    }
+
+    /// The floor in force now: the highest unexpired floor, capped by what the latest sample
+    /// confirms.
+    fn floor(&self) -> Level {
+        let held = if self.floors[1].is_some() {
+            Level::Critical
+        } else if self.floors[0].is_some() {
+            Level::Warning
+        } else {
+            Level::Normal
+        };
+        held.min(self.confirmed(self.fraction))
     }
 
     fn recompute(&mut self, now: Instant) -> Option<LevelChange> {
-        if let Some((_, until)) = self.floor {
-            if now >= until {
-                self.floor = None;
+        for f in &mut self.floors {
+            if f.is_some_and(|until| now >= until) {
+                *f = None;
             }
         }
-        let floor = self.floor.map_or(Level::Normal, |(f, _)| f);
-        let next = self.usage_level.max(floor);
+        let next = self.usage_level.max(self.floor());
         if next == self.current {
             return None;
         }
@@ -234,19 +313,79 @@ mod tests {
         assert_eq!(t.level_for(0.95, Level::Normal), Level::Critical);
     }
 
+    const S: Duration = Duration::from_secs(1);
+
     #[test]
-    fn kernel_floor_holds_then_expires() {
+    fn page_cache_noise_is_not_pressure() {
+        // A cgroup full of clean page cache: the measure is low, the kernel reports `max` and
+        // PSI stalls anyway. No floor may raise the level.
         let t0 = Instant::now();
-        let mut lt = LevelTracker::new(Thresholds::default(), Duration::from_secs(2));
-        assert_eq!(lt.observe(0.1, t0), None);
-        assert_eq!(lt.raise(Level::Critical, t0), Some(LevelChange { from: Level::Normal, to: Level::Critical }));
-        assert_eq!(lt.observe(0.1, t0 + Duration::from_secs(1)), None);
-        assert_eq!(lt.raise(Level::Warning, t0 + Duration::from_secs(1)), None, "a lower floor keeps the higher");
+        let mut lt = LevelTracker::new(Thresholds::default(), 2 * S);
+        assert_eq!(lt.observe(0.05, t0), None);
+        assert_eq!(lt.raise(Level::Critical, t0), None);
+        assert_eq!(lt.raise(Level::Warning, t0), None);
+        assert_eq!(lt.level(), Level::Normal);
+    }
+
+    #[test]
+    fn confirmed_floor_raises_and_is_capped_by_the_measure() {
+        let t0 = Instant::now();
+        let mut lt = LevelTracker::new(Thresholds::default(), 2 * S);
+        lt.observe(0.78, t0);
+        assert_eq!(lt.level(), Level::Normal, "below the warning threshold");
+        // A max event at 78%: within the Warning band, not the Critical one.
+        assert_eq!(lt.raise(Level::Critical, t0), Some(LevelChange { from: Level::Normal, to: Level::Warning }));
+        assert_eq!(lt.observe(0.86, t0), Some(LevelChange { from: Level::Warning, to: Level::Critical }));
+        assert_eq!(lt.floor_deadline(), Some(t0 + 2 * S));
         assert_eq!(
-            lt.tick(t0 + Duration::from_secs(3)),
-            Some(LevelChange { from: Level::Critical, to: Level::Normal })
+            lt.tick(t0 + 3 * S),
+            Some(LevelChange { from: Level::Critical, to: Level::Warning }),
+            "the floor expired; 0.86 is Warning by usage"
         );
         assert_eq!(lt.floor_deadline(), None);
+    }
+
+    #[test]
+    fn floor_ends_when_fresh_samples_show_memory_down_and_warns_again_on_regrowth() {
+        // The Python worker that clears its cache from on_level: after the clear the level must
+        // fall within the hold time, so regrowth produces a second Warning.
+        let t0 = Instant::now();
+        let mut lt = LevelTracker::new(Thresholds::default(), 2 * S);
+        lt.observe(0.81, t0);
+        lt.raise(Level::Critical, t0);
+        assert_eq!(lt.level(), Level::Warning);
+        let t1 = t0 + Duration::from_millis(50);
+        assert_eq!(lt.observe(0.20, t1), Some(LevelChange { from: Level::Warning, to: Level::Normal }));
+        let t2 = t1 + Duration::from_millis(100);
+        assert_eq!(lt.observe(0.60, t2), None);
+        assert_eq!(lt.observe(0.80, t2), Some(LevelChange { from: Level::Normal, to: Level::Warning }));
+    }
+
+    #[test]
+    fn lower_floor_is_not_lost_under_a_higher_one() {
+        // warn 0.80, critical 0.82: at 0.78 usage alone says Normal, the measure confirms Critical.
+        let th = Thresholds::new(0.80, 0.82, 0.05).expect("valid");
+        let t0 = Instant::now();
+        let mut lt = LevelTracker::new(th, 2 * S);
+        lt.observe(0.78, t0);
+        assert_eq!(lt.raise(Level::Critical, t0).map(|c| c.to), Some(Level::Critical));
+        assert_eq!(lt.raise(Level::Warning, t0 + Duration::from_millis(1500)), None);
+        assert_eq!(lt.tick(t0 + Duration::from_millis(2500)).map(|c| c.to), Some(Level::Warning));
+        assert_eq!(lt.tick(t0 + Duration::from_millis(3600)).map(|c| c.to), Some(Level::Normal));
+    }
+
+    #[test]
+    fn huge_hold_does_not_panic() {
+        let t0 = Instant::now();
+        let mut lt = LevelTracker::new(Thresholds::default(), Duration::MAX);
+        lt.observe(0.86, t0);
+        assert_eq!(lt.raise(Level::Critical, t0).map(|c| c.to), Some(Level::Critical));
+    }
+
+    #[test]
+    fn events_before_any_sample_are_trusted() {
+        let mut lt = LevelTracker::new(Thresholds::default(), 2 * S);
+        assert_eq!(lt.raise(Level::Warning, Instant::now()).map(|c| c.to), Some(Level::Warning));
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub use metrics::{render_prometheus, MetricsInput};
 pub use qos::QosClass;
 pub use shed::{ShedReport, ShedStats, Shedders};
 pub use status::{SourceStatus, Status};
-pub use watch::{Event, EventKind, GuardHandle, MemGuard, Snapshot};
+pub use watch::{Event, EventKind, GuardHandle, MemGuard, Snapshot, Subscription};
 
 /// memguard's version (the crate version).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -76,7 +76,7 @@ fn node_mode_levels_follow_usage_with_hysteresis() {
     assert_eq!(snap.limit_bytes, Some(TOTAL_KB * 1024));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = Arc::clone(&seen);
-    guard.on_level(move |c, snap| s.lock().unwrap().push((c.from, c.to, snap.working_set_bytes)));
+    let _sub = guard.on_level(move |c, snap| s.lock().unwrap().push((c.from, c.to, snap.unreclaimable_bytes)));
     node.set_used(85);
     wait_for("warning", Duration::from_secs(5), || guard.level() == Level::Warning);
     node.set_used(95);
@@ -116,9 +116,9 @@ fn panicking_callback_is_isolated() {
     let node = Node::new(10);
     let guard = node.guard();
     let calls = Arc::new(AtomicUsize::new(0));
-    guard.on_event(|_| panic!("callback bug"));
+    let _bad = guard.on_event(|_| panic!("callback bug"));
     let c = Arc::clone(&calls);
-    guard.on_event(move |_| {
+    let _good = guard.on_event(move |_| {
         c.fetch_add(1, Ordering::SeqCst);
     });
     node.set_used(95);
@@ -134,10 +134,12 @@ fn slow_callback_never_delays_the_reactor() {
     let guard = node.guard();
     let entered = Arc::new(AtomicUsize::new(0));
     let e = Arc::clone(&entered);
-    guard.on_event(move |_| {
-        e.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_secs(2));
-    });
+    guard
+        .on_event(move |_| {
+            e.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(2));
+        })
+        .detach();
     node.set_used(85);
     wait_for("callback entered", Duration::from_secs(5), || entered.load(Ordering::SeqCst) == 1);
     // The dispatcher is stuck for 2 s; the reactor still sees the next change at once.
@@ -153,7 +155,7 @@ fn callbacks_may_call_back_into_the_guard_and_unsubscribe_themselves() {
     let handle = guard.handle();
     let calls = Arc::new(AtomicUsize::new(0));
     let nested = Arc::new(AtomicUsize::new(0));
-    let my_sub = Arc::new(Mutex::new(None));
+    let my_sub: Arc<Mutex<Option<memguard::Subscription>>> = Arc::new(Mutex::new(None));
     let (c, n, sub, h) = (Arc::clone(&calls), Arc::clone(&nested), Arc::clone(&my_sub), handle.clone());
     let id = guard.on_level(move |change, _| {
         c.fetch_add(1, Ordering::SeqCst);
@@ -163,9 +165,11 @@ fn callbacks_may_call_back_into_the_guard_and_unsubscribe_themselves() {
         let n2 = Arc::clone(&n);
         h.on_level(move |_, _| {
             n2.fetch_add(1, Ordering::SeqCst);
-        });
-        if let Some(s) = sub.lock().unwrap().take() {
-            assert!(h.unsubscribe(s));
+        })
+        .detach();
+        let me = sub.lock().unwrap().take();
+        if let Some(s) = me {
+            assert!(s.unsubscribe());
         }
     });
     *my_sub.lock().unwrap() = Some(id);
@@ -184,10 +188,12 @@ fn close_from_inside_a_callback() {
     let h = guard.handle();
     let closed_at = Arc::new(AtomicU64::new(0));
     let c = Arc::clone(&closed_at);
-    guard.on_level(move |_, _| {
-        h.close();
-        c.store(1, Ordering::SeqCst);
-    });
+    guard
+        .on_level(move |_, _| {
+            h.close();
+            c.store(1, Ordering::SeqCst);
+        })
+        .detach();
     node.set_used(95);
     wait_for("close from callback", Duration::from_secs(5), || closed_at.load(Ordering::SeqCst) == 1);
     assert!(guard.is_closed());
@@ -227,10 +233,12 @@ fn shedders_are_asked_in_priority_order_on_entering_warning() {
     let calls = Arc::new(Mutex::new(Vec::new()));
     for (name, prio, frees) in [("late", 10, 1u64 << 40), ("first", -5, 1 << 20), ("second", 0, 2 << 20)] {
         let c = Arc::clone(&calls);
-        guard.register_shedder(name, prio, move |target| {
-            c.lock().unwrap().push((name, target));
-            frees
-        });
+        guard
+            .register_shedder(name, prio, move |target| {
+                c.lock().unwrap().push((name, target));
+                frees
+            })
+            .detach();
     }
     node.set_used(85);
     wait_for("shedding", Duration::from_secs(5), || guard.last_shed().is_some());

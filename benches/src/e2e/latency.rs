@@ -127,10 +127,12 @@ struct Collector {
 impl Collector {
     fn attach(guard: &MemGuard) -> Collector {
         let (tx, rx) = mpsc::channel();
-        guard.on_event(move |event| {
-            let callback_ns = monotonic_ns();
-            let _ = tx.send(Delivery { callback_ns, event: event.clone() });
-        });
+        guard
+            .on_event(move |event| {
+                let callback_ns = monotonic_ns();
+                let _ = tx.send(Delivery { callback_ns, event: event.clone() });
+            })
+            .detach();
         Collector { rx }
     }
 

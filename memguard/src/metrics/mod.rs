@@ -358,7 +358,10 @@ pub fn render_prometheus(input: &MetricsInput) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit_tests {
     use super::*;
 
     #[test]

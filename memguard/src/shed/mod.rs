@@ -1,4 +1,4 @@
-//! Cache shedding: the [`Shedders`] registry, [`target_for`], [`ShedPolicy`] and the
+//! Cache shedding: the [`Shedders`] registry, [`target_for`], [`ShedTrigger`] and the
 //! allocator [`Trimmer`].
 //!
 //! Under pressure memguard asks the application's caches to free memory: each cache registers
@@ -26,20 +26,23 @@
 //! * `shed` never runs concurrently with itself: a call while another runs returns at once
 //!   with [`ShedReport::skipped_busy`] set.
 
+mod trigger;
 mod trim;
 
+pub use trigger::{ShedReason, ShedTrigger};
 pub use trim::{TrimOutcome, Trimmer};
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::budget::LogLimiter;
+use crate::watch::registry::{Registry, Slot};
 
 /// The default margin for [`target_for`]: 5 % of the limit below the warning threshold.
 pub const DEFAULT_MARGIN: f64 = 0.05;
@@ -64,25 +67,13 @@ pub fn target_for(working_set: u64, limit: u64, warn_fraction: f64, margin_fract
     working_set.saturating_sub((limit as f64 * goal) as u64)
 }
 
-/// Identifies a registered shedder ([`Shedders::register`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ShedderId(u64);
-
 type ShedFn = dyn Fn(u64) -> u64 + Send + Sync;
 
-struct Entry {
-    id: ShedderId,
+/// One registered shedder.
+pub(crate) struct Entry {
     name: String,
     priority: i32,
-    active: AtomicBool,
     f: Box<ShedFn>,
-}
-
-#[derive(Default)]
-struct Registry {
-    next_id: u64,
-    /// Sorted by (priority, id): ids grow with registration order.
-    entries: Vec<Arc<Entry>>,
 }
 
 #[derive(Debug, Default)]
@@ -172,7 +163,7 @@ pub struct ShedderStats {
 /// The registry of shedders (see the [module docs](self)). `Send + Sync`; share it in an
 /// [`Arc`] or a `static`.
 pub struct Shedders {
-    registry: Mutex<Registry>,
+    registry: Registry<Entry>,
     busy: AtomicBool,
     stats: Mutex<StatsAcc>,
     trimmer: Trimmer,
@@ -203,7 +194,7 @@ impl Shedders {
     /// An empty registry with the given trimmer.
     pub fn with_trimmer(trimmer: Trimmer) -> Self {
         Shedders {
-            registry: Mutex::new(Registry::default()),
+            registry: Registry::default(),
             busy: AtomicBool::new(false),
             stats: Mutex::new(StatsAcc::default()),
             trimmer,
@@ -218,38 +209,32 @@ impl Shedders {
 
     /// Register a shedder. `f(target)` should try to free `target` bytes and return the bytes
     /// it freed. Lower `priority` is asked first; equal priorities in registration order.
-    pub fn register(
+    /// Returns an id for [`unregister`](Self::unregister).
+    pub(crate) fn register(
         &self,
         name: impl Into<String>,
         priority: i32,
         f: impl Fn(u64) -> u64 + Send + Sync + 'static,
-    ) -> ShedderId {
-        let mut reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        let id = ShedderId(reg.next_id);
-        reg.next_id += 1;
-        let entry = Arc::new(Entry { id, name: name.into(), priority, active: AtomicBool::new(true), f: Box::new(f) });
-        let at = reg.entries.partition_point(|e| (e.priority, e.id) < (priority, id));
-        reg.entries.insert(at, entry);
-        id
+    ) -> u64 {
+        let entry = Entry { name: name.into(), priority, f: Box::new(f) };
+        self.registry.add(i64::from(priority), Box::new(entry))
     }
 
-    /// Remove a shedder; `false` if it was not registered. Safe to call from inside a shedder;
-    /// a shedder removed during a run is not called afterwards.
-    pub fn unregister(&self, id: ShedderId) -> bool {
-        let mut reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        match reg.entries.iter().position(|e| e.id == id) {
-            Some(i) => {
-                let entry = reg.entries.remove(i);
-                entry.active.store(false, Ordering::Release);
-                true
-            }
-            None => false,
-        }
+    /// Remove a shedder; `false` if it was not registered. From another thread this waits for
+    /// a running call of that shedder to return; from inside the shedder itself it does not
+    /// wait, and the shedder is not called again.
+    pub(crate) fn unregister(&self, id: u64) -> bool {
+        self.registry.remove(id)
+    }
+
+    /// Remove every shedder (when the guard closes).
+    pub(crate) fn clear(&self) {
+        self.registry.clear();
     }
 
     /// The number of registered shedders.
     pub fn len(&self) -> usize {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner).entries.len()
+        self.registry.len()
     }
 
     /// Whether no shedder is registered.
@@ -271,34 +256,29 @@ impl Shedders {
             return ShedReport::empty(target_bytes, true);
         }
         let _guard = BusyGuard(&self.busy);
-        let snapshot: Vec<Arc<Entry>> = self.registry.lock().unwrap_or_else(PoisonError::into_inner).entries.clone();
+        let snapshot = self.registry.snapshot();
 
         let started = Instant::now();
         let mut freed = 0u64;
         let mut steps = Vec::new();
-        for entry in &snapshot {
+        for slot in &snapshot {
             if freed >= target_bytes {
                 break;
             }
-            if !entry.active.load(Ordering::Acquire) {
-                continue;
-            }
             let asked = target_bytes - freed;
-            let (got, panicked) = match catch_unwind(AssertUnwindSafe(|| (entry.f)(asked))) {
-                Ok(got) => (got, false),
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                slot.call(|entry| (entry.name.clone(), entry.priority, (entry.f)(asked)))
+            }));
+            let (name, priority, got, panicked) = match outcome {
+                Ok(Some((name, priority, got))) => (name, priority, got, false),
+                Ok(None) => continue, // unregistered meanwhile
                 Err(payload) => {
-                    self.log_panic(entry, asked, payload.as_ref());
-                    (0, true)
+                    let name = self.log_panic(slot, asked, payload.as_ref());
+                    (name, 0, 0, true)
                 }
             };
             freed = freed.saturating_add(got);
-            steps.push(ShedStep {
-                name: entry.name.clone(),
-                priority: entry.priority,
-                asked_bytes: asked,
-                freed_bytes: got,
-                panicked,
-            });
+            steps.push(ShedStep { name, priority, asked_bytes: asked, freed_bytes: got, panicked });
         }
         let elapsed = started.elapsed();
 
@@ -323,15 +303,19 @@ impl Shedders {
         ShedReport { target_bytes, freed_bytes: freed, steps, skipped_busy: false, elapsed }
     }
 
-    fn log_panic(&self, entry: &Entry, asked: u64, payload: &(dyn std::any::Any + Send)) {
+    /// Log a shedder's panic (rate-limited); returns its name.
+    fn log_panic(&self, slot: &Slot<Entry>, asked: u64, payload: &(dyn std::any::Any + Send)) -> String {
+        // The slot's lock was released by the unwind; a removed shedder has no name left.
+        let name = slot.call(|e| e.name.clone()).unwrap_or_else(|| "<unregistered>".to_owned());
         if let Some(suppressed) = self.panic_log.check() {
             let message = payload
                 .downcast_ref::<&str>()
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("<non-string panic payload>");
-            tracing::warn!(shedder = %entry.name, asked_bytes = asked, panic = message, suppressed, "shedder panicked");
+            tracing::warn!(shedder = %name, asked_bytes = asked, panic = message, suppressed, "shedder panicked");
         }
+        name
     }
 
     /// Cumulative counters.
@@ -358,48 +342,21 @@ impl Shedders {
 
 impl fmt::Debug for Shedders {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let reg = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
-        let names: Vec<(&str, i32)> = reg.entries.iter().map(|e| (e.name.as_str(), e.priority)).collect();
-        f.debug_struct("Shedders").field("shedders", &names).field("trimmer", &self.trimmer).finish_non_exhaustive()
-    }
-}
-
-/// Minimum spacing between shed runs, for the watcher: `should_shed(now)` is `true` at most
-/// once per `min_interval` (and records `now` when it is).
-#[derive(Debug, Clone)]
-pub struct ShedPolicy {
-    /// The minimum interval between two runs.
-    pub min_interval: Duration,
-    last: Option<Instant>,
-}
-
-impl ShedPolicy {
-    /// A policy allowing one run per `min_interval`; the first call is allowed.
-    pub fn new(min_interval: Duration) -> Self {
-        ShedPolicy { min_interval, last: None }
-    }
-
-    /// `true` (and `now` recorded) if no run was allowed in the `min_interval` before `now`.
-    pub fn should_shed(&mut self, now: Instant) -> bool {
-        if let Some(last) = self.last {
-            if now.saturating_duration_since(last) < self.min_interval {
-                return false;
-            }
-        }
-        self.last = Some(now);
-        true
-    }
-
-    /// Forget the last run (for example on entering a higher level), so the next call is allowed.
-    pub fn reset(&mut self) {
-        self.last = None;
+        f.debug_struct("Shedders")
+            .field("shedders", &self.registry.len())
+            .field("trimmer", &self.trimmer)
+            .finish_non_exhaustive()
     }
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit_tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
 
     #[test]
     fn target_arithmetic() {
@@ -417,18 +374,6 @@ mod tests {
         assert_eq!(target_for(900, 1000, 0.8, 2.0), 900, "margin clamped: goal 0");
         assert_eq!(target_for(900, 1000, 1.5, 0.0), 0, "warn clamped to 1");
         assert_eq!(target_for(u64::MAX, u64::MAX, 0.8, 0.05), u64::MAX - (u64::MAX as f64 * 0.75) as u64);
-    }
-
-    #[test]
-    fn policy_spacing() {
-        let t0 = Instant::now();
-        let mut p = ShedPolicy::new(Duration::from_secs(5));
-        assert!(p.should_shed(t0));
-        assert!(!p.should_shed(t0 + Duration::from_secs(4)));
-        assert!(p.should_shed(t0 + Duration::from_secs(5)));
-        p.reset();
-        assert!(p.should_shed(t0 + Duration::from_secs(6)));
-        assert!(!p.should_shed(t0), "a clock going backwards is not a panic");
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The few system calls std does not wrap: epoll and eventfd. Each `unsafe` block is a single
-//! libc call on file descriptors this module owns, with its soundness argument beside it.
-//! Everything else (reading kernel files, eventfd counters, writes) goes through `std::fs::File`.
-#![allow(unsafe_code)]
+//! The system calls std does not wrap — epoll, eventfd, thread ids, the monotonic clock, fork
+//! detection — through `rustix` (owned fds, no hand-written `unsafe`), plus the two libc calls
+//! rustix does not cover (`pthread_atfork`, and closing descriptors inherited over `fork`),
+//! each with its soundness argument beside it. Reading kernel files goes through `std::fs`.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
+
+use rustix::event::epoll;
+use rustix::event::{eventfd, EventfdFlags};
 
 /// One ready file descriptor reported by [`Epoll::wait`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +24,14 @@ pub struct Ready {
 impl Ready {
     /// The kernel reported an error or hang-up on the fd (for cgroup files: the cgroup is gone).
     pub fn is_error(&self) -> bool {
-        self.events & (libc::EPOLLERR as u32 | libc::EPOLLHUP as u32) != 0
+        self.events & (epoll::EventFlags::ERR.bits() | epoll::EventFlags::HUP.bits()) != 0
     }
 }
 
 /// `EPOLLIN`.
-pub const IN: u32 = libc::EPOLLIN as u32;
+pub const IN: u32 = epoll::EventFlags::IN.bits();
 /// `EPOLLPRI`: kernfs files (`memory.events`) and PSI triggers notify with it.
-pub const PRI: u32 = libc::EPOLLPRI as u32;
+pub const PRI: u32 = epoll::EventFlags::PRI.bits();
 
 /// An epoll instance.
 #[derive(Debug)]
@@ -41,14 +45,8 @@ impl Epoll {
     /// # Errors
     /// The kernel's error (`EMFILE`, `ENOMEM`).
     pub fn new() -> io::Result<Epoll> {
-        // SAFETY: epoll_create1 takes no pointers; a non-negative return is a new fd that nothing
-        // else owns, so wrapping it in OwnedFd (which closes it exactly once) is sound.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh, valid, owned descriptor (see above).
-        Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        let fd = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        Ok(Epoll { fd })
     }
 
     /// Watch `fd` for `events`, reporting it with `token`. The caller keeps `fd` open while it
@@ -58,13 +56,8 @@ impl Epoll {
     /// # Errors
     /// The kernel's error (for example `EPERM` for regular files that cannot be polled).
     pub fn add(&self, fd: BorrowedFd<'_>, token: u64, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: both fds are valid for the call (borrowed), and `ev` is a live, properly
-        // initialised epoll_event the kernel only reads.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let flags = epoll::EventFlags::from_bits_retain(events);
+        epoll::add(&self.fd, fd, epoll::EventData::new_u64(token), flags)?;
         Ok(())
     }
 
@@ -73,40 +66,40 @@ impl Epoll {
     /// # Errors
     /// The kernel's error (`ENOENT` if it was not registered).
     pub fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        let mut ev = libc::epoll_event { events: 0, u64: 0 };
-        // SAFETY: as in `add`; the event argument is ignored for EPOLL_CTL_DEL but must be
-        // non-null on old kernels, and it points to a live value.
-        let rc = unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_DEL, fd.as_raw_fd(), &mut ev) };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        epoll::delete(&self.fd, fd)?;
         Ok(())
     }
 
     /// Wait up to `timeout` (`None` = forever) and append ready fds to `out` (cleared first).
-    /// An interrupted wait (`EINTR`) returns with nothing ready.
+    /// An interrupted wait (`EINTR`) returns with nothing ready. Timeouts are rounded up to
+    /// the millisecond (a 0.4 ms deadline is not a busy 0 ms poll) and capped at one day.
     ///
     /// # Errors
     /// The kernel's error other than `EINTR`.
     pub fn wait(&self, out: &mut Vec<Ready>, timeout: Option<Duration>) -> io::Result<()> {
-        const CAP: usize = 32;
         out.clear();
-        let mut buf = [libc::epoll_event { events: 0, u64: 0 }; CAP];
-        let ms = timeout.map_or(-1, |t| {
-            // Round up so a 0.4 ms deadline does not become a busy 0 ms poll.
-            let ms = t.as_micros().div_ceil(1000);
-            i32::try_from(ms).unwrap_or(i32::MAX)
+        let mut buf = [std::mem::MaybeUninit::<epoll::Event>::uninit(); 32];
+        let ts = timeout.map(|t| {
+            let ms = t.as_micros().div_ceil(1000).min(86_400_000);
+            let ms = i64::try_from(ms).unwrap_or(86_400_000);
+            rustix::time::Timespec { tv_sec: ms / 1000, tv_nsec: (ms % 1000) * 1_000_000 }
         });
-        // SAFETY: `buf` is a live array of CAP epoll_events and we pass CAP as its length, so the
-        // kernel writes only inside it; the epoll fd is valid for the call.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), buf.as_mut_ptr(), CAP as i32, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(e) };
-        }
-        let n = usize::try_from(n).unwrap_or(0).min(CAP);
-        out.extend(buf[..n].iter().map(|e| Ready { token: e.u64, events: e.events }));
+        let ready = match epoll::wait(&self.fd, &mut buf, ts.as_ref()) {
+            Ok((ready, _)) => ready,
+            Err(rustix::io::Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        out.extend(ready.iter().map(|e| {
+            // Copies: the kernel's struct is packed on x86_64.
+            let (data, flags) = (e.data, e.flags);
+            Ready { token: data.u64(), events: flags.bits() }
+        }));
         Ok(())
+    }
+
+    /// The descriptor (for the fork bookkeeping).
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
 }
 
@@ -123,14 +116,8 @@ impl EventFd {
     /// # Errors
     /// The kernel's error (`EMFILE`, `ENOMEM`).
     pub fn new() -> io::Result<EventFd> {
-        // SAFETY: eventfd takes no pointers; a non-negative return is a new fd owned by nobody
-        // else, handed to File which closes it exactly once.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh, valid, owned descriptor.
-        Ok(EventFd { file: unsafe { File::from_raw_fd(fd) } })
+        let fd = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(EventFd { file: File::from(fd) })
     }
 
     /// Read and reset the counter; `Ok(0)` when it was zero.
@@ -160,7 +147,7 @@ impl EventFd {
     }
 
     /// The raw descriptor number (for `cgroup.event_control` registrations).
-    pub fn raw(&self) -> i32 {
+    pub fn raw(&self) -> RawFd {
         self.file.as_raw_fd()
     }
 }
@@ -173,16 +160,18 @@ impl AsFd for EventFd {
 
 /// The calling thread's kernel thread id (for per-thread CPU accounting in tests and benches).
 pub fn thread_id() -> i32 {
-    // SAFETY: gettid takes no arguments and cannot fail.
-    unsafe { libc::gettid() }
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// This process's id, from the kernel (not a cached value: correct in a forked child).
+pub fn process_id() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get().unsigned_abs()
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: comparable across processes on this machine (events carry
 /// it, so a benchmark in another process can compute notification latency).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a live timespec the kernel writes; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
@@ -197,6 +186,99 @@ pub fn has_cap_sys_resource() -> bool {
             s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+// ------------------------------------------------------------------------------- fork --
+
+/// Bumped in the child after every `fork()` (a `pthread_atfork` child handler).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    // Async-signal-safe: one atomic increment.
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+/// How many `fork()`s lie between the process that first called this and the current one: a
+/// value remembered at start-up that differs now means "this is a forked child". One atomic
+/// load after the first call, which registers the `pthread_atfork` handler.
+pub fn fork_generation() -> u64 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: `pthread_atfork` stores a plain function pointer; `forked_child` is an
+        // `extern "C" fn` with no arguments that lives for the whole program and only does an
+        // atomic increment, which is allowed in the child of a multi-threaded fork.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+        if rc != 0 {
+            tracing::warn!(rc, "pthread_atfork failed; fork detection falls back to getpid()");
+        }
+    });
+    FORK_GENERATION.load(Ordering::Acquire)
+}
+
+/// The descriptors of one guard, as raw numbers, so that a forked child can close its copies
+/// without the objects that own them (those live on threads that do not exist in the child).
+///
+/// Written by the guard's reactor only, under one rule: a number is added after its fd is
+/// opened and removed before it is closed, so every number listed is an open descriptor of the
+/// guard. Reading in a child needs no lock (a parent thread may have held any lock at fork).
+#[derive(Debug)]
+pub struct ForkFds {
+    slots: [AtomicI32; 64],
+}
+
+impl Default for ForkFds {
+    fn default() -> Self {
+        ForkFds { slots: std::array::from_fn(|_| AtomicI32::new(-1)) }
+    }
+}
+
+impl ForkFds {
+    /// Make the listed set exactly `fds` (fds beyond the 64 slots are not tracked: a child then
+    /// keeps them open until it execs or exits; logged).
+    pub fn set(&self, fds: &[RawFd]) {
+        for s in &self.slots {
+            let v = s.load(Ordering::Relaxed);
+            if v >= 0 && !fds.contains(&v) {
+                s.store(-1, Ordering::Release);
+            }
+        }
+        for &fd in fds {
+            if self.slots.iter().any(|s| s.load(Ordering::Relaxed) == fd) {
+                continue;
+            }
+            match self.slots.iter().find(|s| s.load(Ordering::Relaxed) < 0) {
+                Some(s) => s.store(fd, Ordering::Release),
+                None => tracing::debug!(fd, "more than 64 memguard descriptors; a forked child keeps this one"),
+            }
+        }
+    }
+
+    /// The descriptors listed now.
+    pub fn list(&self) -> Vec<RawFd> {
+        self.slots.iter().map(|s| s.load(Ordering::Acquire)).filter(|v| *v >= 0).collect()
+    }
+
+    /// In a forked child: close every listed descriptor and forget them. Returns how many
+    /// were closed.
+    pub fn close_inherited(&self) -> usize {
+        let mut closed = 0;
+        for s in &self.slots {
+            let fd = s.swap(-1, Ordering::AcqRel);
+            if fd >= 0 {
+                // SAFETY: in the child, `fd` is this process's copy of a descriptor the guard
+                // owned at fork time (the listing rule above). Its owners — the reactor's
+                // `OwnedFd`/`File` values — live on threads that do not exist in the child and
+                // are never dropped (their `Arc`s keep the shared state alive forever), so no
+                // one else will use or close this number; the slot was swapped to -1 first, so
+                // it is closed once.
+                #[allow(unsafe_code)]
+                let rc = unsafe { libc::close(fd) };
+                closed += usize::from(rc == 0);
+            }
+        }
+        closed
+    }
 }
 
 #[cfg(test)]
@@ -218,5 +300,34 @@ mod tests {
         assert_eq!(efd.drain().expect("drain"), 2);
         assert_eq!(efd.drain().expect("drain"), 0);
         ep.delete(efd.as_fd()).expect("delete");
+    }
+
+    #[test]
+    fn huge_timeouts_are_capped_not_errors() {
+        let ep = Epoll::new().expect("epoll");
+        let efd = EventFd::new().expect("eventfd");
+        ep.add(efd.as_fd(), 1, IN).expect("add");
+        efd.signal().expect("signal");
+        let mut ready = Vec::new();
+        ep.wait(&mut ready, Some(Duration::MAX)).expect("wait");
+        assert_eq!(ready.len(), 1);
+    }
+
+    #[test]
+    fn fork_fds_set_and_list() {
+        let f = ForkFds::default();
+        f.set(&[3, 4, 5]);
+        f.set(&[4, 6]);
+        let mut l = f.list();
+        l.sort_unstable();
+        assert_eq!(l, vec![4, 6]);
+    }
+
+    #[test]
+    fn ids_and_clock() {
+        assert!(thread_id() > 0);
+        assert_eq!(process_id(), std::process::id());
+        let a = monotonic_ns();
+        assert!(monotonic_ns() >= a);
     }
 }

@@ -61,6 +61,9 @@ pub struct Config {
     pub malloc_trim: bool,
     /// Minimum time between two `malloc_trim` calls (default 10 s).
     pub trim_interval: Duration,
+    /// Test hook: the reactor panics on its next N wake-ups.
+    #[cfg(test)]
+    pub(crate) inject_panics: u32,
 }
 
 impl Default for Config {
@@ -79,6 +82,8 @@ impl Default for Config {
             shed_interval: Duration::from_secs(1),
             malloc_trim: true,
             trim_interval: Duration::from_secs(10),
+            #[cfg(test)]
+            inject_panics: 0,
         }
     }
 }
@@ -249,9 +254,9 @@ impl Builder {
         let mut cfg = self.cfg.clone();
         let d = Thresholds::default();
         cfg.thresholds = Thresholds::new(
-            self.warn.unwrap_or(d.warn),
-            self.critical.unwrap_or(d.critical),
-            self.hysteresis.unwrap_or(d.hysteresis),
+            self.warn.unwrap_or(d.warn()),
+            self.critical.unwrap_or(d.critical()),
+            self.hysteresis.unwrap_or(d.hysteresis()),
         )?;
         if !(cfg.soft_limit > 0.0 && cfg.soft_limit <= 1.0) {
             return Err(Error::InvalidConfig(format!("soft limit must be in (0, 1], got {}", cfg.soft_limit)));
@@ -285,6 +290,6 @@ mod tests {
         assert!(Builder::new().soft_limit(0.0).config().is_err());
         assert!(Builder::new().sample_interval(Duration::ZERO, Duration::from_secs(1)).config().is_err());
         let c = Builder::new().warn(0.7).critical(0.8).config().expect("valid");
-        assert_eq!((c.thresholds.warn, c.thresholds.critical), (0.7, 0.8));
+        assert_eq!((c.thresholds.warn(), c.thresholds.critical()), (0.7, 0.8));
     }
 }

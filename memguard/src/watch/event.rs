@@ -110,6 +110,12 @@ pub enum EventKind {
         /// The cgroup path that went away.
         cgroup: String,
     },
+    /// memguard's watcher gave up after repeated internal errors (a bug: please report it). The
+    /// level is no longer updated; [`Snapshot::failed`](crate::Snapshot::failed) says why.
+    WatcherFailed {
+        /// What went wrong.
+        reason: String,
+    },
     /// The pressure level changed.
     LevelChanged {
         /// Level before.
@@ -132,6 +138,7 @@ impl EventKind {
             EventKind::Threshold { .. } => "threshold",
             EventKind::LimitChanged { .. } => "limit_changed",
             EventKind::CgroupRemoved { .. } => "cgroup_removed",
+            EventKind::WatcherFailed { .. } => "watcher_failed",
             EventKind::LevelChanged { .. } => "level_changed",
         }
     }
@@ -163,6 +170,9 @@ pub struct Event {
     pub level: Level,
     /// Working set at the limiting cgroup (or host used memory), latest sample.
     pub working_set_bytes: Option<u64>,
+    /// The pressure measure (memory reclaim cannot free), latest sample; see
+    /// [`Snapshot::unreclaimable_bytes`](crate::Snapshot::unreclaimable_bytes).
+    pub unreclaimable_bytes: Option<u64>,
     /// The effective limit in force.
     pub limit_bytes: Option<u64>,
 }

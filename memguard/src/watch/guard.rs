@@ -1,8 +1,26 @@
 //! [`MemGuard`] (owns the threads; closes on drop) and [`GuardHandle`] (a cheap clone to use
 //! from callbacks and other threads).
+//!
+//! # Threads
+//! A guard runs three threads: the **reactor** (one epoll over every kernel source, the
+//! sampler, the level), the **dispatcher** (user `on_level`/`on_event` callbacks, in order,
+//! never concurrently) and the **shedder** (registered shedders and `malloc_trim`). A callback
+//! that blocks delays neither the level nor shedding: the dispatcher's queue is bounded and
+//! drops its oldest events when full (counted in [`Snapshot::callback_events_dropped`]), and
+//! shedding requests go to their own thread, coalesced.
+//!
+//! # Fork
+//! A child process created by `fork()` while a guard runs inherits the guard's memory but none
+//! of its threads. In the child the guard is closed: [`is_closed`](GuardHandle::is_closed) is
+//! true, getters return the last values, and dropping or closing it closes the child's copies
+//! of the guard's file descriptors (eventfds, PSI triggers, open cgroup files) without joining
+//! threads that do not exist, without waking the parent's reactor and without taking a lock a
+//! parent thread may have held at fork time. The parent's guard is not affected (PSI triggers
+//! and v1 registrations belong to the open file, which the parent still holds). The child may
+//! start a guard of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Duration;
 
@@ -13,20 +31,27 @@ use crate::error::{Error, Result};
 use crate::level::{Level, LevelChange};
 use crate::limits::Limits;
 use crate::metrics::MetricsInput;
-use crate::shed::{target_for, ShedPolicy, ShedReport, ShedderId, Shedders, Trimmer, DEFAULT_MARGIN};
+use crate::shed::{ShedReport, Shedders, Trimmer};
 use crate::status::SourceStatus;
-use crate::sys::EventFd;
+use crate::sys::{EventFd, ForkFds};
 
 use super::builder::{Builder, Config};
-use super::dispatch::{self, Callbacks, Subscription};
+use super::dispatch::{self, Callbacks, Msg};
 use super::event::Event;
 use super::reactor::Reactor;
+use super::shedding::{self, SampleNote};
 use super::snapshot::Snapshot;
 
-/// State shared by the reactor, the dispatcher and every handle.
+/// State shared by the threads and every handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
+    /// Set by the shedding thread after a run: the reactor samples at once on its next wake.
+    pub(crate) resample_now: AtomicBool,
+    /// [`crate::sys::fork_generation`] and the pid when the guard started.
+    fork_generation: u64,
+    owner_pid: u32,
+    pub(crate) fds: ForkFds,
     pub(crate) waker: EventFd,
     pub(crate) level: AtomicU8,
     pub(crate) snapshot: RwLock<Arc<Snapshot>>,
@@ -39,107 +64,143 @@ pub(crate) struct Shared {
     closed_tx: Mutex<Option<Sender<()>>>,
     closed_rx: Receiver<()>,
     pub(crate) pull_dropped: AtomicU64,
+    pub(crate) callback_dropped: AtomicU64,
+    pub(crate) watcher_panics: AtomicU64,
+    pub(crate) failed: OnceLock<String>,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     pub(crate) reactor_tid: AtomicI32,
     pub(crate) config: Config,
     pub(crate) budget: Budget,
-    shedders: Shedders,
-    shed_policy: Mutex<ShedPolicy>,
-    last_shed: Mutex<Option<ShedReport>>,
+    pub(crate) shedders: Shedders,
+    pub(crate) last_shed: Mutex<Option<ShedReport>>,
 }
 
 fn read<T: Clone>(l: &RwLock<T>) -> T {
     l.read().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
+/// Queue `item` on a bounded channel, dropping the oldest queued item when it is full.
+/// Returns whether an item was dropped. `rx` is a receiver of the same channel.
+pub(crate) fn push_dropping_oldest<T>(tx: &Sender<T>, rx: &Receiver<T>, item: T) -> bool {
+    let mut item = item;
+    let mut dropped = false;
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return dropped,
+            Err(TrySendError::Full(back)) => {
+                item = back;
+                dropped |= rx.try_recv().is_ok();
+            }
+            Err(TrySendError::Disconnected(_)) => return dropped,
+        }
+    }
+}
+
 impl Shared {
-    /// Shedding (a hook on the dispatcher thread): on entering Warning or Critical (`change`),
-    /// and on pressure ticks (`None`) while the level stays at Warning or above with the working
-    /// set still above the warning threshold — at most once per shed interval, except that
-    /// escalating to Critical always sheds.
-    fn shed_on_level(&self, change: Option<LevelChange>, snap: &Snapshot) {
-        let th = self.config.thresholds;
-        let entering = change.is_some_and(|c| c.to > c.from && c.to >= Level::Warning);
-        let still_above =
-            change.is_none() && snap.level >= Level::Warning && snap.used_fraction.is_some_and(|f| f >= th.warn);
-        if !entering && !still_above {
-            return;
-        }
-        let now = std::time::Instant::now();
-        {
-            let mut policy = self.shed_policy.lock().unwrap_or_else(PoisonError::into_inner);
-            if change.is_some_and(|c| c.from == Level::Warning && c.to == Level::Critical) {
-                policy.reset(); // escalation always sheds again
-            }
-            if !policy.should_shed(now) {
-                tracing::debug!(level = snap.level.as_str(), "shedding skipped: ran less than shed_interval ago");
-                return;
-            }
-        }
-        if self.shedders.is_empty() {
-            return;
-        }
-        let Some(limit) = snap.limit_bytes else { return };
-        // Usage-driven levels: back under the warning threshold with margin. Kernel-driven
-        // levels (PSI, memory.high) with usage below it: at least the margin.
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let floor = (limit as f64 * DEFAULT_MARGIN) as u64;
-        let target = target_for(snap.working_set_bytes, limit, self.config.thresholds.warn, DEFAULT_MARGIN).max(floor);
-        let report = self.shedders.shed(target);
-        let trimmed = if report.freed_bytes > 0 && self.config.malloc_trim {
-            Some(self.shedders.trimmer().maybe_trim(now))
-        } else {
-            None
-        };
-        tracing::info!(
-            level = snap.level.as_str(),
-            entering,
-            target_bytes = target,
-            freed_bytes = report.freed_bytes,
-            shedders = report.steps.len(),
-            trim = ?trimmed,
-            "memguard shed caches"
-        );
-        *self.last_shed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    /// True in a child process forked while this guard ran (one atomic load in the common
+    /// case; `close` also compares the pid, for forks that bypass `pthread_atfork`).
+    pub(crate) fn forked(&self) -> bool {
+        crate::sys::fork_generation() != self.fork_generation
     }
 
     /// Queue an event for `next_event`, dropping the oldest when full.
     pub(crate) fn push_pull(&self, ev: Event) {
-        let mut ev = ev;
-        loop {
-            match self.pull_tx.try_send(ev) {
-                Ok(()) => return,
-                Err(TrySendError::Full(back)) => {
-                    ev = back;
-                    if self.pull_rx.try_recv().is_ok() {
-                        self.pull_dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+        if push_dropping_oldest(&self.pull_tx, &self.pull_rx, ev) {
+            self.pull_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn remove(&self, target: Target) -> bool {
+        match target {
+            Target::Callback(id) => self.callbacks.remove(id),
+            Target::Shedder(id) => self.shedders.unregister(id),
+        }
+    }
+}
+
+/// What a [`Subscription`] removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Callback(u64),
+    Shedder(u64),
+}
+
+/// A registered callback or shedder. **Dropping it removes the callback**, like dropping a
+/// [`Reservation`] returns its bytes: one rule for everything a guard hands out. Keep it as
+/// long as the callback should run, or call [`detach`](Self::detach) to keep the callback for
+/// the guard's whole life.
+///
+/// Removing waits for a running call of that callback to return when done from another thread
+/// (so whatever the callback captured is dropped before `unsubscribe` returns), and does not
+/// wait when a callback removes itself (it is then not called again).
+#[must_use = "dropping a Subscription removes its callback at once; call .detach() to keep it"]
+#[derive(Debug)]
+pub struct Subscription {
+    target: Target,
+    shared: Weak<Shared>,
+    detached: bool,
+}
+
+impl Subscription {
+    fn new(target: Target, shared: &Arc<Shared>) -> Self {
+        Subscription { target, shared: Arc::downgrade(shared), detached: false }
+    }
+
+    /// A number identifying the callback (unique in the process).
+    pub fn id(&self) -> u64 {
+        match self.target {
+            Target::Callback(id) | Target::Shedder(id) => id,
+        }
+    }
+
+    /// Remove the callback now. Returns `false` if it was already gone (the guard closed). In
+    /// a forked child this does nothing (the guard is closed there).
+    pub fn unsubscribe(mut self) -> bool {
+        self.detached = true;
+        self.shared.upgrade().is_some_and(|s| !s.forked() && s.remove(self.target))
+    }
+
+    /// Keep the callback registered until the guard closes, and forget this handle.
+    pub fn detach(mut self) {
+        self.detached = true;
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if !self.detached {
+            if let Some(s) = self.shared.upgrade() {
+                // In a forked child a parent thread may have held the registry's lock at fork.
+                if !s.forked() {
+                    s.remove(self.target);
                 }
-                Err(TrySendError::Disconnected(_)) => return,
             }
         }
     }
 }
 
-/// A running memory guard: one reactor thread (an epoll over every armed kernel source and
-/// the adaptive sampler) and one dispatcher thread (user callbacks).
+/// A running memory guard: a reactor thread (an epoll over every armed kernel source and the
+/// adaptive sampler), a dispatcher thread (user callbacks) and a shedding thread.
 ///
-/// Dropping it, or calling [`close`](GuardHandle::close), stops both threads and releases every fd.
-/// It dereferences to a [`GuardHandle`] for everything else.
+/// Dropping it, or calling [`close`](Self::close), stops the threads and releases every fd.
+/// [`handle`](Self::handle) gives a cheap, cloneable [`GuardHandle`] for callbacks and other
+/// threads; both offer the same methods.
 ///
 /// ```no_run
 /// let guard = memguard::MemGuard::start()?;
 /// let handle = guard.handle();
-/// guard.on_event(move |ev| {
-///     if let memguard::watch::EventKind::OomKill { delta, .. } = ev.kind {
-///         eprintln!("{delta} process(es) of this cgroup were OOM-killed; level {}", handle.level());
-///     }
-/// });
+/// guard
+///     .on_event(move |ev| {
+///         if let memguard::EventKind::OomKill { delta, .. } = ev.kind {
+///             eprintln!("{delta} process(es) of this cgroup were OOM-killed; level {}", handle.level());
+///         }
+///     })
+///     .detach();
 /// # Ok::<(), memguard::Error>(())
 /// ```
 #[derive(Debug)]
 pub struct MemGuard {
-    handle: GuardHandle,
+    shared: Arc<Shared>,
 }
 
 /// A cheap, cloneable reference to a running guard, safe to capture in callbacks: it does not
@@ -147,7 +208,7 @@ pub struct MemGuard {
 /// [`close`](Self::close)).
 #[derive(Debug, Clone)]
 pub struct GuardHandle {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl MemGuard {
@@ -167,10 +228,15 @@ impl MemGuard {
     pub(crate) fn start_with(config: Config) -> Result<MemGuard> {
         let io_err = |what: &str, source: std::io::Error| Error::Io { path: what.into(), source };
         let (pull_tx, pull_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
-        let (dispatch_tx, dispatch_rx) = crossbeam_channel::unbounded();
+        let (dispatch_tx, dispatch_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let (shed_tx, shed_rx) = crossbeam_channel::bounded::<SampleNote>(1);
         let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
+            resample_now: AtomicBool::new(false),
+            fork_generation: crate::sys::fork_generation(),
+            owner_pid: crate::sys::process_id(),
+            fds: ForkFds::default(),
             waker: EventFd::new().map_err(|e| io_err("eventfd", e))?,
             level: AtomicU8::new(Level::Normal.as_u8()),
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
@@ -182,226 +248,273 @@ impl MemGuard {
             closed_tx: Mutex::new(Some(closed_tx)),
             closed_rx,
             pull_dropped: AtomicU64::new(0),
+            callback_dropped: AtomicU64::new(0),
+            watcher_panics: AtomicU64::new(0),
+            failed: OnceLock::new(),
             threads: Mutex::new(Vec::new()),
             reactor_tid: AtomicI32::new(0),
             budget: Budget::new(u64::MAX),
             shedders: Shedders::with_trimmer(Trimmer::new(config.trim_interval, config.malloc_trim)),
-            shed_policy: Mutex::new(ShedPolicy::new(config.shed_interval)),
             last_shed: Mutex::new(None),
             config,
         });
-        let weak = Arc::downgrade(&shared);
-        shared.callbacks.add_hook(Arc::new(move |change, snap| {
-            if let Some(s) = weak.upgrade() {
-                s.shed_on_level(change, snap);
-            }
-        }));
         // Detection and arming happen here, on the caller's thread, so errors reach the caller.
-        let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx)?;
-        let s = Arc::clone(&shared);
-        let dispatcher = std::thread::Builder::new()
-            .name("memguard-dispatch".into())
-            .spawn(move || dispatch::run(&s.callbacks, &dispatch_rx))
-            .map_err(|e| io_err("thread spawn", e))?;
-        let reactor_thread = std::thread::Builder::new()
-            .name("memguard-reactor".into())
-            .spawn(move || reactor.run())
-            .map_err(|e| io_err("thread spawn", e))?;
-        {
-            let mut t = shared.threads.lock().unwrap_or_else(PoisonError::into_inner);
-            t.push((reactor_thread.thread().id(), reactor_thread));
-            t.push((dispatcher.thread().id(), dispatcher));
+        let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx, dispatch_rx.clone(), shed_tx, shed_rx.clone())?;
+        let guard = MemGuard { shared: Arc::clone(&shared) };
+        match spawn_threads(&shared, reactor, dispatch_rx, shed_rx) {
+            Ok(()) => Ok(guard),
+            Err(e) => {
+                // The reactor (and with it the channels' senders) is gone: the threads that did
+                // start see their channels close and end; closing joins them.
+                drop(guard);
+                Err(e)
+            }
         }
-        Ok(MemGuard { handle: GuardHandle { shared } })
     }
 
     /// A handle for callbacks and other threads.
     pub fn handle(&self) -> GuardHandle {
-        self.handle.clone()
-    }
-}
-
-impl std::ops::Deref for MemGuard {
-    type Target = GuardHandle;
-    fn deref(&self) -> &GuardHandle {
-        &self.handle
+        GuardHandle { shared: Arc::clone(&self.shared) }
     }
 }
 
 impl Drop for MemGuard {
     fn drop(&mut self) {
-        self.handle.close();
+        close(&self.shared);
     }
 }
 
-impl GuardHandle {
-    /// The current level (one atomic load).
-    pub fn level(&self) -> Level {
-        Level::from_u8(self.shared.level.load(Ordering::Acquire))
-    }
+/// Start the dispatcher, shedding and reactor threads, recording each as it starts.
+fn spawn_threads(
+    shared: &Arc<Shared>,
+    reactor: Reactor,
+    dispatch_rx: Receiver<Msg>,
+    shed_rx: Receiver<SampleNote>,
+) -> Result<()> {
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| -> Result<()> {
+        let h = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(f)
+            .map_err(|source| Error::Io { path: format!("spawning thread {name}").into(), source })?;
+        shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push((h.thread().id(), h));
+        Ok(())
+    };
+    let s = Arc::clone(shared);
+    spawn("memguard-dispatch", Box::new(move || dispatch::run(&s, &dispatch_rx)))?;
+    let s = Arc::clone(shared);
+    spawn("memguard-shed", Box::new(move || shedding::run(&s, &shed_rx)))?;
+    spawn("memguard-reactor", Box::new(move || reactor.run()))
+}
 
-    /// The latest snapshot (no syscall), with the budget and shedding counters.
-    pub fn snapshot(&self) -> Snapshot {
-        let mut s = (*read(&self.shared.snapshot)).clone();
-        s.budget = Some(self.shared.budget.stats());
-        s.shed = Some(self.shared.shedders.stats());
-        s
-    }
-
-    /// The soft-limit budget, fed by this guard: its soft limit follows the effective limit
-    /// (`soft_limit` fraction), its usage the latest working-set sample, its level this guard's.
-    pub fn budget(&self) -> &Budget {
-        &self.shared.budget
-    }
-
-    /// Reserve `bytes` from the budget ([`Budget::try_reserve`]): never blocks, no syscall.
-    ///
-    /// # Errors
-    /// [`BudgetExceeded`] with the requested and available bytes, the soft limit and the level.
-    pub fn try_reserve(&self, bytes: u64) -> std::result::Result<Reservation, BudgetExceeded> {
-        self.shared.budget.try_reserve(bytes)
-    }
-
-    /// Register a cache that can free memory: `f(target_bytes)` frees what it can and returns
-    /// the bytes freed. On entering Warning, and again on entering Critical, memguard asks
-    /// shedders lowest `priority` first for the bytes needed to bring the working set below
-    /// the warning threshold's hysteresis band with a 5% margin (at least 5% of the limit when
-    /// a kernel event raised the level), on the dispatcher thread, then (by default)
-    /// `malloc_trim`s. While the working set stays above the warning threshold it asks again
-    /// at most once per shed interval (default 1 s), so a budget that refuses work at the soft
-    /// limit never leaves a full cache in place.
-    pub fn register_shedder(
-        &self,
-        name: impl Into<String>,
-        priority: i32,
-        f: impl Fn(u64) -> u64 + Send + Sync + 'static,
-    ) -> ShedderId {
-        self.shared.shedders.register(name, priority, f)
-    }
-
-    /// Remove a shedder (also from inside a shedder).
-    pub fn unregister_shedder(&self, id: ShedderId) -> bool {
-        self.shared.shedders.unregister(id)
-    }
-
-    /// The report of the latest shedding run, if any.
-    pub fn last_shed(&self) -> Option<ShedReport> {
-        self.shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Everything the Prometheus rendering exports (see [`crate::metrics`]).
-    pub fn metrics(&self) -> MetricsInput {
-        let s = self.snapshot();
-        MetricsInput {
-            limit_bytes: s.limit_bytes,
-            usage_bytes: Some(s.usage_bytes),
-            working_set_bytes: Some(s.working_set_bytes),
-            soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
-            level: s.level,
-            seconds_in_level: s.seconds_in_level,
-            events: s.events_total.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
-            budget: s.budget,
-            shed: s.shed,
-            psi_some_avg10: s.psi.map(|p| p.some_avg10),
-            psi_full_avg10: s.psi.map(|p| p.full_avg10),
-            cgroup: self.limits().cgroup.as_str().to_owned(),
+/// Stop the threads and release every fd (see [`GuardHandle::close`]).
+fn close(shared: &Arc<Shared>) {
+    if shared.forked() || crate::sys::process_id() != shared.owner_pid {
+        // A forked child: no threads to join, no lock to take, nobody to wake (the waker is
+        // shared with the parent's reactor). Close our copies of the descriptors.
+        if !shared.closing.swap(true, Ordering::AcqRel) {
+            let n = shared.fds.close_inherited();
+            tracing::debug!(closed = n, "memguard guard inherited over fork: descriptors closed in the child");
         }
+        return;
     }
-
-    /// The metrics in the Prometheus text format, for a service's own `/metrics` endpoint.
-    pub fn prometheus(&self) -> String {
-        crate::metrics::render_prometheus(&self.metrics())
+    shared.closing.store(true, Ordering::Release);
+    drop(shared.closed_tx.lock().unwrap_or_else(PoisonError::into_inner).take());
+    if let Err(e) = shared.waker.signal() {
+        tracing::warn!(error = %e, "cannot wake the memguard reactor");
     }
-
-    /// The limits as last detected.
-    pub fn limits(&self) -> Limits {
-        read(&self.shared.limits)
-    }
-
-    /// Every event source tried, armed or not, with details.
-    pub fn sources(&self) -> Vec<SourceStatus> {
-        read(&self.shared.sources)
-    }
-
-    /// The configuration in force.
-    pub fn config(&self) -> &Config {
-        &self.shared.config
-    }
-
-    /// Call `f` on every level change, on the dispatcher thread.
-    pub fn on_level(&self, f: impl Fn(LevelChange, &Snapshot) + Send + Sync + 'static) -> Subscription {
-        self.shared.callbacks.add_level(Arc::new(f))
-    }
-
-    /// Call `f` on every event (kernel events and level changes), on the dispatcher thread.
-    pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
-        self.shared.callbacks.add_event(Arc::new(f))
-    }
-
-    /// Remove a callback (also from inside a callback). Returns whether it was registered.
-    pub fn unsubscribe(&self, sub: Subscription) -> bool {
-        self.shared.callbacks.remove(sub)
-    }
-
-    /// The next event, waiting up to `timeout`; `None` on timeout or once closed. Events are
-    /// queued from the start (up to the queue capacity; the oldest are dropped beyond it, see
-    /// [`dropped_events`](Self::dropped_events)), for runtimes that prefer their own thread.
-    /// A waiter returns at once when the guard is closed (with what is still queued, if any).
-    pub fn next_event(&self, timeout: Duration) -> Option<Event> {
-        if self.is_closed() {
-            return self.shared.pull_rx.try_recv().ok();
+    let me = std::thread::current().id();
+    let threads: Vec<(ThreadId, JoinHandle<()>)> =
+        std::mem::take(&mut *shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
+    for (id, t) in threads {
+        if id == me {
+            continue; // closing from a callback: this thread ends by itself
         }
-        crossbeam_channel::select! {
-            recv(self.shared.pull_rx) -> ev => ev.ok(),
-            recv(self.shared.closed_rx) -> _ => self.shared.pull_rx.try_recv().ok(),
-            default(timeout) => None,
-        }
+        let _ = t.join();
     }
+    shared.callbacks.clear();
+    shared.shedders.clear();
+}
 
-    /// Return freed heap to the OS now (`malloc_trim(0)` on glibc), subject to the same
-    /// minimum interval as the trims after shedding — for callbacks that free memory
-    /// themselves rather than through a registered shedder.
-    pub fn malloc_trim(&self) -> crate::shed::TrimOutcome {
-        self.shared.shedders.trimmer().maybe_trim(std::time::Instant::now())
-    }
-
-    /// Events dropped from the pull queue because nobody read them.
-    pub fn dropped_events(&self) -> u64 {
-        self.shared.pull_dropped.load(Ordering::Relaxed)
-    }
-
-    /// Callbacks that panicked (caught and logged).
-    pub fn callback_panics(&self) -> u64 {
-        self.shared.callbacks.panics()
-    }
-
-    /// True once [`close`](Self::close) was called.
-    pub fn is_closed(&self) -> bool {
-        self.shared.closing.load(Ordering::Acquire)
-    }
-
-    /// The reactor thread's kernel thread id (for CPU accounting).
-    pub fn reactor_thread_id(&self) -> i32 {
-        self.shared.reactor_tid.load(Ordering::Relaxed)
-    }
-
-    /// Stop both threads and release every fd. Idempotent; callable from any thread,
-    /// including from inside a callback (the dispatcher then finishes after that callback).
-    pub fn close(&self) {
-        self.shared.closing.store(true, Ordering::Release);
-        drop(self.shared.closed_tx.lock().unwrap_or_else(PoisonError::into_inner).take());
-        if let Err(e) = self.shared.waker.signal() {
-            tracing::warn!(error = %e, "cannot wake the memguard reactor");
-        }
-        let me = std::thread::current().id();
-        let threads: Vec<(ThreadId, JoinHandle<()>)> =
-            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        for (id, t) in threads {
-            if id == me {
-                continue; // closing from a callback: this thread ends by itself
+/// The methods of [`MemGuard`] and [`GuardHandle`] (one implementation, both types).
+macro_rules! guard_api {
+    ($ty:ident) => {
+        impl $ty {
+            /// The current level (one atomic load).
+            pub fn level(&self) -> Level {
+                Level::from_u8(self.shared.level.load(Ordering::Acquire))
             }
-            let _ = t.join();
+
+            /// The latest snapshot (no syscall), with the budget and shedding counters.
+            pub fn snapshot(&self) -> Snapshot {
+                let s = &self.shared;
+                // In a forked child a parent thread may have held the lock at fork time.
+                let mut snap = match s.snapshot.try_read() {
+                    Ok(g) => (**g).clone(),
+                    Err(_) if s.forked() => Snapshot::default(),
+                    Err(_) => (*read(&s.snapshot)).clone(),
+                };
+                snap.budget = Some(s.budget.stats());
+                snap.shed = Some(s.shedders.stats());
+                snap.callback_events_dropped = s.callback_dropped.load(Ordering::Relaxed);
+                snap.watcher_panics = s.watcher_panics.load(Ordering::Relaxed);
+                snap.failed = s.failed.get().cloned();
+                snap
+            }
+
+            /// The soft-limit budget, fed by this guard: its soft limit follows the effective
+            /// limit (`soft_limit` fraction), its usage the pressure measure, its level this
+            /// guard's.
+            pub fn budget(&self) -> &Budget {
+                &self.shared.budget
+            }
+
+            /// Reserve `bytes` from the budget ([`Budget::try_reserve`]): never blocks, no syscall.
+            ///
+            /// # Errors
+            /// [`BudgetExceeded`] with the requested and available bytes, the soft limit and the level.
+            pub fn try_reserve(&self, bytes: u64) -> std::result::Result<Reservation, BudgetExceeded> {
+                self.shared.budget.try_reserve(bytes)
+            }
+
+            /// Register a cache that can free memory: `f(target_bytes)` frees what it can and
+            /// returns the bytes freed. Under pressure memguard asks shedders, lowest `priority`
+            /// first, on its shedding thread, for the bytes needed to bring the pressure measure
+            /// below the warning threshold's hysteresis band with a 5% margin (at least 5% of
+            /// the limit when a kernel event raised the level), then (by default) `malloc_trim`s.
+            /// It asks on entering Warning or Critical, again whenever memory regrows past the
+            /// warning threshold after a run or grows by another 5% of the limit, and while the
+            /// pressure persists at most once per shed interval (see
+            /// [`ShedTrigger`](crate::shed::ShedTrigger)). Dropping the returned
+            /// [`Subscription`] unregisters the shedder.
+            pub fn register_shedder(
+                &self,
+                name: impl Into<String>,
+                priority: i32,
+                f: impl Fn(u64) -> u64 + Send + Sync + 'static,
+            ) -> Subscription {
+                let id = self.shared.shedders.register(name, priority, f);
+                Subscription::new(Target::Shedder(id), &self.shared)
+            }
+
+            /// The report of the latest shedding run, if any.
+            pub fn last_shed(&self) -> Option<ShedReport> {
+                self.shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner).clone()
+            }
+
+            /// Everything the Prometheus rendering exports (see [`crate::metrics`]).
+            pub fn metrics(&self) -> MetricsInput {
+                let s = self.snapshot();
+                MetricsInput {
+                    limit_bytes: s.limit_bytes,
+                    usage_bytes: Some(s.usage_bytes),
+                    working_set_bytes: Some(s.working_set_bytes),
+                    soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
+                    level: s.level,
+                    seconds_in_level: s.seconds_in_level,
+                    events: s.events_total.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+                    budget: s.budget,
+                    shed: s.shed,
+                    psi_some_avg10: s.psi.map(|p| p.some_avg10),
+                    psi_full_avg10: s.psi.map(|p| p.full_avg10),
+                    cgroup: self.limits().cgroup.as_str().to_owned(),
+                }
+            }
+
+            /// The metrics in the Prometheus text format, for a service's own `/metrics` endpoint.
+            pub fn prometheus(&self) -> String {
+                crate::metrics::render_prometheus(&self.metrics())
+            }
+
+            /// The limits as last detected.
+            pub fn limits(&self) -> Limits {
+                read(&self.shared.limits)
+            }
+
+            /// Every event source tried, armed or not, with details.
+            pub fn sources(&self) -> Vec<SourceStatus> {
+                read(&self.shared.sources)
+            }
+
+            /// The configuration in force.
+            pub fn config(&self) -> &Config {
+                &self.shared.config
+            }
+
+            /// Call `f` on every level change, on the dispatcher thread (never concurrently
+            /// with another callback of this guard). Dropping the returned [`Subscription`]
+            /// removes it.
+            pub fn on_level(&self, f: impl Fn(LevelChange, &Snapshot) + Send + Sync + 'static) -> Subscription {
+                let id = self.shared.callbacks.add_level(Box::new(f));
+                Subscription::new(Target::Callback(id), &self.shared)
+            }
+
+            /// Call `f` on every event (kernel events and level changes), on the dispatcher
+            /// thread. Dropping the returned [`Subscription`] removes it.
+            pub fn on_event(&self, f: impl Fn(&Event) + Send + Sync + 'static) -> Subscription {
+                let id = self.shared.callbacks.add_event(Box::new(f));
+                Subscription::new(Target::Callback(id), &self.shared)
+            }
+
+            /// The next event, waiting up to `timeout`; `None` on timeout or once closed. Events
+            /// are queued from the start (up to the queue capacity; the oldest are dropped beyond
+            /// it, see [`dropped_events`](Self::dropped_events)), for runtimes that prefer their
+            /// own thread. A waiter returns at once when the guard is closed (with what is still
+            /// queued, if any). Any timeout is fine, `Duration::MAX` included.
+            pub fn next_event(&self, timeout: Duration) -> Option<Event> {
+                let s = &self.shared;
+                if self.is_closed() {
+                    return if s.forked() { None } else { s.pull_rx.try_recv().ok() };
+                }
+                let never = crossbeam_channel::never();
+                let timer = match std::time::Instant::now().checked_add(timeout) {
+                    Some(at) => crossbeam_channel::at(at),
+                    None => never.clone(),
+                };
+                crossbeam_channel::select! {
+                    recv(s.pull_rx) -> ev => ev.ok(),
+                    recv(s.closed_rx) -> _ => s.pull_rx.try_recv().ok(),
+                    recv(timer) -> _ => None,
+                }
+            }
+
+            /// Return freed heap to the OS now (`malloc_trim(0)` on glibc), subject to the same
+            /// minimum interval as the trims after shedding — for callbacks that free memory
+            /// themselves rather than through a registered shedder.
+            pub fn malloc_trim(&self) -> crate::shed::TrimOutcome {
+                self.shared.shedders.trimmer().maybe_trim(std::time::Instant::now())
+            }
+
+            /// Events dropped from the pull queue because nobody read them.
+            pub fn dropped_events(&self) -> u64 {
+                self.shared.pull_dropped.load(Ordering::Relaxed)
+            }
+
+            /// Callbacks that panicked (caught and logged).
+            pub fn callback_panics(&self) -> u64 {
+                self.shared.callbacks.panics()
+            }
+
+            /// True once [`close`](Self::close) was called, and in a child process forked while
+            /// the guard ran.
+            pub fn is_closed(&self) -> bool {
+                self.shared.closing.load(Ordering::Acquire) || self.shared.forked()
+            }
+
+            /// The reactor thread's kernel thread id (for CPU accounting).
+            pub fn reactor_thread_id(&self) -> i32 {
+                self.shared.reactor_tid.load(Ordering::Relaxed)
+            }
+
+            /// Stop the threads and release every fd. Idempotent; callable from any thread,
+            /// including from inside a callback (that callback's thread then finishes after it
+            /// returns). In a forked child, closes the child's copies of the descriptors only
+            /// (see the [module docs](self)).
+            pub fn close(&self) {
+                close(&self.shared);
+            }
         }
-        self.shared.callbacks.clear();
-    }
+    };
 }
+
+guard_api!(MemGuard);
+guard_api!(GuardHandle);

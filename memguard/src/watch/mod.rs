@@ -8,12 +8,13 @@ pub mod dispatch;
 pub mod event;
 pub mod guard;
 mod reactor;
+pub(crate) mod registry;
 pub mod sampler;
+mod shedding;
 pub mod snapshot;
 pub mod sources;
 
 pub use builder::{Builder, Config};
-pub use dispatch::Subscription;
 pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
-pub use guard::{GuardHandle, MemGuard};
+pub use guard::{GuardHandle, MemGuard, Subscription};
 pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};

@@ -1,15 +1,24 @@
 //! The reactor: one thread, one epoll set over every armed source plus a waker eventfd; the
 //! epoll timeout is the sampler's next deadline. No sleeping loop: between samples the thread
 //! is blocked in `epoll_wait`.
+//!
+//! # Internal errors
+//! Each wake-up is handled under `catch_unwind`. A panic (a bug in memguard) is logged and
+//! counted ([`Snapshot::watcher_panics`]); the reactor then re-detects, re-arms every source
+//! and carries on. After [`MAX_PANICS`] panics within [`PANIC_WINDOW`] it gives up: the guard
+//! is marked failed ([`Snapshot::failed`], a [`EventKind::WatcherFailed`] event, the
+//! `memguard_watcher_failed` metric) instead of looking alive while protecting nothing.
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use crate::detect::Detector;
 use crate::error::{Error, Result};
@@ -19,13 +28,18 @@ use crate::sys::{monotonic_ns, Epoll, Ready};
 
 use super::dispatch::Msg;
 use super::event::{Direction, Event, EventKind};
-use super::guard::Shared;
+use super::guard::{push_dropping_oldest, Shared};
 use super::sampler::{next_interval, Probe, Sample};
+use super::shedding::SampleNote;
 use super::snapshot::{KernelCounters, PsiAverages, Snapshot};
 use super::sources::{self, Keep, Signal, Source};
 
 const WAKER: u64 = u64::MAX;
 const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// Panics within [`PANIC_WINDOW`] after which the watcher gives up.
+pub(crate) const MAX_PANICS: usize = 5;
+/// See [`MAX_PANICS`].
+pub(crate) const PANIC_WINDOW: Duration = Duration::from_secs(60);
 
 pub(crate) struct Reactor {
     shared: Arc<Shared>,
@@ -36,7 +50,12 @@ pub(crate) struct Reactor {
     sources: Vec<Option<Box<dyn Source>>>,
     tracker: LevelTracker,
     dispatch: Sender<Msg>,
+    dispatch_rx: Receiver<Msg>,
+    shed: Sender<SampleNote>,
+    shed_rx: Receiver<SampleNote>,
     last: Option<Sample>,
+    /// A sample was taken since the last publish (the shedding thread hears of it).
+    sampled: bool,
     v1_oom_kill: Option<u64>,
     counters: KernelCounters,
     psi_file: Option<File>,
@@ -49,13 +68,25 @@ pub(crate) struct Reactor {
     events_total: BTreeMap<&'static str, u64>,
     level_since: Instant,
     time_in_level: [Duration; 3],
-    next_pressure_tick: Instant,
     read_errors: crate::ratelimit::LogLimiter,
+    panics: Vec<Instant>,
+    #[cfg(test)]
+    inject_panics: u32,
+}
+
+fn at_or_far(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(86_400))
 }
 
 impl Reactor {
     /// Detect and arm (on the caller's thread, so errors surface from `start`).
-    pub(crate) fn new(shared: Arc<Shared>, dispatch: Sender<Msg>) -> Result<Reactor> {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        dispatch: Sender<Msg>,
+        dispatch_rx: Receiver<Msg>,
+        shed: Sender<SampleNote>,
+        shed_rx: Receiver<SampleNote>,
+    ) -> Result<Reactor> {
         let cfg = &shared.config;
         let mut detector = Detector::new();
         if let Some(root) = &cfg.root {
@@ -73,14 +104,18 @@ impl Reactor {
         let mut r = Reactor {
             probe: Probe::open(&limits, detector.fs(), cfg.eviction_threshold),
             tracker: LevelTracker::new(cfg.thresholds, cfg.event_hold),
-            next_redetect: now + cfg.redetect_interval,
+            next_redetect: at_or_far(now, cfg.redetect_interval),
             shared: Arc::clone(&shared),
             epoll,
             detector,
             limits,
             sources: Vec::new(),
             dispatch,
+            dispatch_rx,
+            shed,
+            shed_rx,
             last: None,
+            sampled: false,
             v1_oom_kill: None,
             counters: KernelCounters::default(),
             psi_file: None,
@@ -92,8 +127,10 @@ impl Reactor {
             events_total: BTreeMap::new(),
             level_since: now,
             time_in_level: [Duration::ZERO; 3],
-            next_pressure_tick: now,
             read_errors: crate::ratelimit::LogLimiter::new(Duration::from_secs(10)),
+            panics: Vec::new(),
+            #[cfg(test)]
+            inject_panics: cfg.inject_panics,
         };
         r.arm();
         // The first sample: level and snapshot are meaningful as soon as start() returns.
@@ -107,8 +144,30 @@ impl Reactor {
         self.limits.limit_bytes.map(|limit| self.tracker.thresholds().bytes(limit))
     }
 
+    /// Every descriptor the reactor holds, and the waker's.
+    fn raw_fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.epoll.raw(), self.shared.waker.raw()];
+        fds.extend(self.sources.iter().flatten().flat_map(|s| s.raw_fds()));
+        fds.extend(self.probe.raw_fds());
+        fds.extend(self.psi_file.iter().map(AsRawFd::as_raw_fd));
+        fds
+    }
+
+    /// Before closing descriptors: list only those that stay open (see [`crate::sys::ForkFds`]).
+    fn unlist_closing_fds(&self) {
+        self.shared.fds.set(&[self.epoll.raw(), self.shared.waker.raw()]);
+    }
+
+    /// (Re-)open the probe for the current limits.
+    fn reopen_probe(&mut self) {
+        self.unlist_closing_fds();
+        self.probe = Probe::open(&self.limits, self.detector.fs(), self.shared.config.eviction_threshold);
+        self.shared.fds.set(&self.raw_fds());
+    }
+
     /// (Re-)arm every source for the current limits.
     fn arm(&mut self) {
+        self.unlist_closing_fds();
         for s in self.sources.drain(..).flatten() {
             let _ = self.epoll.delete(s.fd());
         }
@@ -134,6 +193,7 @@ impl Reactor {
             self.kernel_watches_thresholds(),
         ));
         self.psi_file = self.limits.psi_file.as_ref().and_then(|p| File::open(self.detector.fs().path(p)).ok());
+        self.shared.fds.set(&self.raw_fds());
         *self.shared.sources.write().unwrap_or_else(PoisonError::into_inner) = status;
         *self.shared.limits.write().unwrap_or_else(PoisonError::into_inner) = self.limits.clone();
         self.v1_oom_kill = None;
@@ -143,7 +203,7 @@ impl Reactor {
         sources::kernel_watches_thresholds(self.sources.iter().flatten())
     }
 
-    /// The loop, until closed.
+    /// The loop, until closed (or failed).
     pub(crate) fn run(mut self) {
         self.shared.reactor_tid.store(crate::sys::thread_id(), Ordering::Relaxed);
         let mut ready = Vec::new();
@@ -155,25 +215,79 @@ impl Reactor {
                 deadline = deadline.min(d);
             }
             if let Err(e) = self.epoll.wait(&mut ready, Some(deadline.saturating_duration_since(now))) {
-                tracing::error!(error = %e, "epoll_wait failed; memguard watcher stops");
+                self.fail(&format!("epoll_wait failed: {e}"));
                 break;
             }
             if self.shared.closing.load(Ordering::Acquire) {
                 break;
             }
             let woke = monotonic_ns();
-            signals.clear();
-            for r in &ready {
-                self.on_ready(*r, &mut signals);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                signals.clear();
+                for r in &ready {
+                    self.on_ready(*r, &mut signals);
+                }
+                self.step(&signals, woke);
+            }));
+            if let Err(payload) = outcome {
+                if !self.recover(payload.as_ref()) {
+                    break;
+                }
             }
-            self.step(&signals, woke);
         }
+        self.unlist_closing_fds();
         tracing::debug!("memguard reactor stopped");
+    }
+
+    /// After a panic: log, count, re-detect and re-arm. Returns false when giving up.
+    fn recover(&mut self, payload: &(dyn std::any::Any + Send)) -> bool {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "<non-string panic payload>".to_owned());
+        self.shared.watcher_panics.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        self.panics.retain(|t| now.duration_since(*t) < PANIC_WINDOW);
+        self.panics.push(now);
+        if self.panics.len() >= MAX_PANICS {
+            self.fail(&format!(
+                "{} internal errors within {} s, the last: {message}",
+                self.panics.len(),
+                PANIC_WINDOW.as_secs()
+            ));
+            return false;
+        }
+        tracing::error!(panic = %message, "memguard watcher hit an internal error; re-detecting and re-arming");
+        let rearmed = catch_unwind(AssertUnwindSafe(|| {
+            let mut pending = Vec::new();
+            self.redetect_now(&mut pending, true);
+            self.publish(pending, monotonic_ns());
+        }));
+        if rearmed.is_err() {
+            self.fail(&format!("re-arming after an internal error failed; the error: {message}"));
+            return false;
+        }
+        true
+    }
+
+    /// Give up: mark the guard failed, tell the callbacks and the pull queue.
+    fn fail(&mut self, reason: &str) {
+        tracing::error!(reason, "memguard watcher failed: the guard no longer watches memory");
+        let _ = self.shared.failed.set(reason.to_owned());
+        let event =
+            self.event(EventKind::WatcherFailed { reason: reason.to_owned() }, self.tracker.level(), monotonic_ns());
+        self.shared.push_pull(event.clone());
+        let snap = Arc::new(self.snapshot(self.tracker.level(), Instant::now()));
+        self.deliver(event, snap);
     }
 
     fn on_ready(&mut self, r: Ready, signals: &mut Vec<Signal>) {
         if r.token == WAKER {
             let _ = self.shared.waker.drain();
+            if self.shared.resample_now.swap(false, Ordering::AcqRel) {
+                signals.push(Signal::Resample);
+            }
             return;
         }
         let Ok(i) = usize::try_from(r.token) else { return };
@@ -181,12 +295,19 @@ impl Reactor {
         if source.ready(r, signals) == Keep::No {
             if let Some(s) = self.sources[i].take() {
                 let _ = self.epoll.delete(s.fd());
+                self.shared.fds.set(&self.raw_fds()); // before `s` drops and closes its fds
+                drop(s);
             }
         }
     }
 
     /// Handle the signals of one wake-up (and the timers).
     fn step(&mut self, signals: &[Signal], woke: u64) {
+        #[cfg(test)]
+        if self.inject_panics > 0 {
+            self.inject_panics -= 1;
+            panic!("injected reactor panic");
+        }
         let now = Instant::now();
         let mut pending: Vec<EventKind> = Vec::new();
         let mut resample = now >= self.next_sample;
@@ -242,18 +363,20 @@ impl Reactor {
         self.publish(pending, woke);
     }
 
-    /// Take a sample, update the level. Returns false when the cgroup's files are gone.
+    /// Take a sample, update the level and the budget. Returns false when the cgroup's files
+    /// are gone.
     fn sample(&mut self, pending: &mut Vec<EventKind>) -> bool {
         let now = Instant::now();
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
                 tracing::info!(error = %e, "memguard sample failed: cgroup gone");
-                self.next_sample = now + self.shared.config.sampler.max_interval;
+                self.next_sample = at_or_far(now, self.shared.config.sampler.max_interval);
                 return false;
             }
         };
         self.samples += 1;
+        self.sampled = true;
         if let Some(kills) = sample.v1_oom_kill {
             if let Some(prev) = self.v1_oom_kill {
                 if kills > prev {
@@ -266,22 +389,23 @@ impl Reactor {
         }
         if let Some(limit) = sample.limit.filter(|l| *l > 0) {
             #[allow(clippy::cast_precision_loss)]
-            self.tracker.observe(sample.working_set as f64 / limit as f64, now);
+            self.tracker.observe(sample.unreclaimable as f64 / limit as f64, now);
         }
         self.last = Some(sample);
         let cfg = &self.shared.config;
         let budget = &self.shared.budget;
-        budget.set_usage(sample.working_set);
+        budget.set_usage(sample.unreclaimable);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
         self.interval = next_interval(
             &cfg.sampler,
-            sample.working_set,
+            sample.unreclaimable,
+            sample.usage,
             sample.limit,
             &cfg.thresholds,
             self.kernel_watches_thresholds(),
         );
-        self.next_sample = now + self.interval;
+        self.next_sample = at_or_far(now, self.interval);
         if now >= self.next_psi_read {
             self.next_psi_read = now + PSI_READ_INTERVAL;
             self.psi = self.psi_file.as_ref().and_then(|f| {
@@ -294,7 +418,12 @@ impl Reactor {
     }
 
     fn redetect(&mut self, pending: &mut Vec<EventKind>) {
-        self.next_redetect = Instant::now() + self.shared.config.redetect_interval;
+        self.redetect_now(pending, false);
+    }
+
+    /// Re-run detection; re-open and re-arm when something changed (or `force`).
+    fn redetect_now(&mut self, pending: &mut Vec<EventKind>, force: bool) {
+        self.next_redetect = at_or_far(Instant::now(), self.shared.config.redetect_interval);
         let new = match self.detector.detect() {
             Ok(l) => l,
             Err(e) => {
@@ -308,14 +437,37 @@ impl Reactor {
         }
         let changed = moved || new.limit_bytes != self.limits.limit_bytes || new.cgroup != self.limits.cgroup;
         self.limits = new;
-        if changed {
-            self.probe = Probe::open(&self.limits, self.detector.fs(), self.shared.config.eviction_threshold);
+        if changed || force {
+            self.reopen_probe();
             self.arm();
             self.sample(pending);
         }
     }
 
-    /// Update the snapshot and deliver events (kernel events first, then the level change).
+    fn event(&self, kind: EventKind, level: Level, woke: u64) -> Event {
+        Event {
+            kind,
+            monotonic_ns: woke,
+            level,
+            working_set_bytes: self.last.map(|s| s.working_set),
+            unreclaimable_bytes: self.last.map(|s| s.unreclaimable),
+            limit_bytes: self.last.and_then(|s| s.limit),
+        }
+    }
+
+    /// Hand an event to the callbacks (dropping the oldest queued one if the dispatcher is
+    /// behind: a blocked callback must not grow memory).
+    fn deliver(&self, event: Event, snap: Arc<Snapshot>) {
+        if push_dropping_oldest(&self.dispatch, &self.dispatch_rx, Msg::Event(event, snap)) {
+            let n = self.shared.callback_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "memguard callback queue full: a callback blocks; oldest events dropped");
+            }
+        }
+    }
+
+    /// Update the snapshot and deliver events (kernel events first, then the level change);
+    /// tell the shedding thread about a new sample.
     fn publish(&mut self, mut pending: Vec<EventKind>, woke: u64) {
         let now = Instant::now();
         let before = Level::from_u8(self.shared.level.load(Ordering::Acquire));
@@ -330,17 +482,12 @@ impl Reactor {
             tracing::info!(from = before.as_str(), to = level.as_str(), "memguard level changed");
         }
         for k in &pending {
-            if let EventKind::High { count, .. } = k {
-                self.counters.high = *count;
-            }
-            if let EventKind::Max { count, .. } = k {
-                self.counters.max = *count;
-            }
-            if let EventKind::Oom { count, .. } = k {
-                self.counters.oom = *count;
-            }
-            if let EventKind::OomKill { count, .. } = k {
-                self.counters.oom_kill = *count;
+            match k {
+                EventKind::High { count, .. } => self.counters.high = *count,
+                EventKind::Max { count, .. } => self.counters.max = *count,
+                EventKind::Oom { count, .. } => self.counters.oom = *count,
+                EventKind::OomKill { count, .. } => self.counters.oom_kill = *count,
+                _ => {}
             }
             *self.events_total.entry(k.name()).or_insert(0) += 1;
         }
@@ -349,21 +496,16 @@ impl Reactor {
         self.shared.level.store(level.as_u8(), Ordering::Release);
         *self.shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap);
         for kind in pending {
-            let event = Event {
-                kind,
-                monotonic_ns: woke,
-                level,
-                working_set_bytes: self.last.map(|s| s.working_set),
-                limit_bytes: self.last.and_then(|s| s.limit),
-            };
+            let event = self.event(kind, level, woke);
             self.shared.push_pull(event.clone());
-            let _ = self.dispatch.send(Msg::Event(event, Arc::clone(&snap)));
+            self.deliver(event, Arc::clone(&snap));
         }
-        if level >= Level::Warning && now >= self.next_pressure_tick {
-            // Ticks run 4x as often as shedding may, so the dispatcher's rate limit, not the
-            // phase between the two clocks, decides when the next run happens.
-            self.next_pressure_tick = now + self.shared.config.shed_interval / 4;
-            let _ = self.dispatch.send(Msg::PressureTick(snap));
+        if std::mem::take(&mut self.sampled) {
+            if let (Some(s), Some(limit)) = (self.last, snap.limit_bytes) {
+                let (warn, _) = self.tracker.thresholds().bytes(limit);
+                let note = SampleNote { sample: self.samples, level, measure: s.unreclaimable, warn, limit, at: now };
+                push_dropping_oldest(&self.shed, &self.shed_rx, note);
+            }
         }
     }
 
@@ -375,16 +517,17 @@ impl Reactor {
         seconds[level as usize] += now.duration_since(self.level_since).as_secs_f64();
         let s = self.last;
         let limit = s.and_then(|s| s.limit);
-        let ws = s.map_or(0, |s| s.working_set);
+        let measure = s.map_or(0, |s| s.unreclaimable);
         #[allow(clippy::cast_precision_loss)]
         Snapshot {
             level,
             limit_bytes: limit,
             limit_source: s.map_or(super::snapshot::LimitSource::Node, |s| s.source),
             usage_bytes: s.map_or(0, |s| s.usage),
-            working_set_bytes: ws,
-            headroom_bytes: limit.map(|l| l.saturating_sub(ws)),
-            used_fraction: limit.filter(|l| *l > 0).map(|l| ws as f64 / l as f64),
+            working_set_bytes: s.map_or(0, |s| s.working_set),
+            unreclaimable_bytes: measure,
+            headroom_bytes: limit.map(|l| l.saturating_sub(measure)),
+            used_fraction: limit.filter(|l| *l > 0).map(|l| measure as f64 / l as f64),
             host_available_bytes: s.and_then(|s| s.host_available),
             psi: self.psi,
             kernel_counters: self.counters,
@@ -395,6 +538,9 @@ impl Reactor {
             monotonic_ns: monotonic_ns(),
             budget: None,
             shed: None,
+            callback_events_dropped: 0,
+            watcher_panics: 0,
+            failed: None,
         }
     }
 }

@@ -9,9 +9,14 @@
 //! `slack` (2 ms) covers the time a sample takes and scheduling delay, clamped to
 //! `[min_interval, max_interval]` (default 5 ms .. 1 s). A burst at `rate` is therefore seen
 //! at least once between any two boundaries wider than `rate * min_interval` (10 MiB at the
-//! defaults). Host `MemAvailable` is read at most once a second in cgroup mode. When the kernel
-//! watches the boundaries itself (v1 usage thresholds armed) the sampler relaxes to
-//! `max_interval`.
+//! defaults). Host `MemAvailable` is read at most once a second in cgroup mode.
+//!
+//! The distance is measured on the pressure measure (memory reclaim cannot free, see
+//! [`Sample::unreclaimable`]), the number the levels use. When the kernel watches the
+//! boundaries itself (v1 usage thresholds armed) the sampler relaxes to `max_interval` — but
+//! only while *usage* is below the warning threshold: the kernel's thresholds watch
+//! `memory.usage_in_bytes`, page cache included, so once cache holds usage above them no
+//! crossing can fire while the measure below keeps moving.
 
 use std::fs::File;
 use std::io;
@@ -49,23 +54,25 @@ impl Default for SamplerConfig {
 /// Time a sample and a wake-up may take, subtracted from the time to the next boundary.
 pub const SLACK: Duration = Duration::from_millis(2);
 
-/// The interval until the next sample (see the module docs).
+/// The interval until the next sample (see the module docs). `measure` is the pressure measure,
+/// `usage` what the kernel's v1 thresholds watch.
 pub fn next_interval(
     cfg: &SamplerConfig,
-    working_set: u64,
+    measure: u64,
+    usage: u64,
     limit: Option<u64>,
     thresholds: &Thresholds,
     kernel_watches_thresholds: bool,
 ) -> Duration {
     let Some(limit) = limit.filter(|l| *l > 0) else { return cfg.max_interval };
-    if kernel_watches_thresholds {
+    let (warn, critical) = thresholds.bytes(limit);
+    if kernel_watches_thresholds && usage < warn {
         return cfg.max_interval;
     }
-    let (warn, critical) = thresholds.bytes(limit);
-    let next = [warn, critical, limit].into_iter().find(|b| *b > working_set);
+    let next = [warn, critical, limit].into_iter().find(|b| *b > measure);
     let Some(next) = next else { return cfg.min_interval };
     #[allow(clippy::cast_precision_loss)]
-    let secs = (next - working_set) as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
+    let secs = (next - measure) as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
     Duration::from_secs_f64(secs.max(0.0)).clamp(cfg.min_interval, cfg.max_interval)
 }
 
@@ -74,8 +81,11 @@ pub fn next_interval(
 pub struct Sample {
     /// Usage (cgroup) or host used memory (node).
     pub usage: u64,
-    /// Working set (cgroup) or host used memory (node).
+    /// Working set, `usage - inactive_file` (cgroup), or host used memory (node).
     pub working_set: u64,
+    /// The pressure measure: memory reclaim cannot free, `usage - clean file cache` (cgroup),
+    /// or host used memory (node, where `MemAvailable` already counts reclaimable cache).
+    pub unreclaimable: u64,
     /// The limit to compare with.
     pub limit: Option<u64>,
     /// What the limit is.
@@ -86,6 +96,21 @@ pub struct Sample {
     pub host_available: Option<u64>,
     /// v1: the `oom_kill` counter of `memory.oom_control` at the guarded cgroup.
     pub v1_oom_kill: Option<u64>,
+}
+
+/// The cgroup directory whose usage is compared with the effective limit: the cgroup that
+/// sets the limit; for a limit set out of sight (a v1 `hierarchical_memory_limit` above the
+/// visible root, an operator's override) the top of the visible tree when it has the usage
+/// file (a namespaced container's own cgroup), else the process's own cgroup. `None` without
+/// a limit (node mode).
+pub(crate) fn watch_dir(limits: &Limits, fs: &FsRoot) -> Option<String> {
+    limits.limit_bytes?;
+    if let Some(dir) = &limits.limit_dir {
+        return Some(dir.clone());
+    }
+    let files = crate::cgroup::MemoryFiles::of(limits.cgroup)?;
+    let top = limits.mount_point.as_ref().filter(|m| fs.exists(format!("{m}/{}", files.usage)));
+    top.or(limits.cgroup_dir.as_ref()).cloned()
 }
 
 /// Open files for sampling (kept open: a sample is a few `pread`s).
@@ -104,27 +129,29 @@ pub struct Probe {
 struct CgroupFiles {
     usage: File,
     stat: Option<File>,
+    /// The limit file, when the limit is a cgroup's own (checked for changes on each sample).
     limit_file: Option<File>,
     limit: u64,
 }
 
 impl Probe {
-    /// Open the files for `limits`: the limiting cgroup's usage/stat/limit when a cgroup limit
-    /// exists, else node mode (`/proc/meminfo`).
+    /// Open the files for `limits`: the watched cgroup's usage/stat (and limit file) when a
+    /// limit exists (see [`watch_dir`]), else node mode (`/proc/meminfo`).
     pub fn open(limits: &Limits, fs: &FsRoot, eviction_threshold: u64) -> Probe {
-        let cgroup = match (crate::cgroup::MemoryFiles::of(limits.cgroup), &limits.limit_dir, limits.limit_bytes) {
+        let dir = watch_dir(limits, fs);
+        let cgroup = match (crate::cgroup::MemoryFiles::of(limits.cgroup), &dir, limits.limit_bytes) {
             (Some(files), Some(dir), Some(limit)) => {
-                let open = |name: &str| File::open(fs.path(format!("{dir}/{name}"))).ok();
-                open(files.usage).map(|usage| CgroupFiles {
+                let open = |d: &str, name: &str| File::open(fs.path(format!("{d}/{name}"))).ok();
+                open(dir, files.usage).map(|usage| CgroupFiles {
                     usage,
-                    stat: open(files.stat),
-                    limit_file: open(files.limit),
+                    stat: open(dir, files.stat),
+                    limit_file: limits.limit_dir.as_deref().and_then(|d| open(d, files.limit)),
                     limit,
                 })
             }
             _ => None,
         };
-        let guarded_dir = limits.limit_dir.as_ref().or(limits.cgroup_dir.as_ref());
+        let guarded_dir = dir.as_ref().or(limits.cgroup_dir.as_ref());
         let v1_oom_control = match (limits.cgroup, guarded_dir) {
             (CgroupVersion::V1, Some(dir)) => File::open(fs.path(format!("{dir}/memory.oom_control"))).ok(),
             _ => None,
@@ -143,6 +170,18 @@ impl Probe {
     /// True when sampling a cgroup (not node mode).
     pub fn is_cgroup(&self) -> bool {
         self.cgroup.is_some()
+    }
+
+    /// Every file descriptor the probe holds (for closing them in a forked child).
+    pub(crate) fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        let mut fds: Vec<std::os::fd::RawFd> = Vec::new();
+        if let Some(cg) = &self.cgroup {
+            fds.push(cg.usage.as_raw_fd());
+            fds.extend(cg.stat.iter().chain(cg.limit_file.iter()).map(AsRawFd::as_raw_fd));
+        }
+        fds.extend(self.v1_oom_control.iter().chain(self.meminfo.iter()).map(AsRawFd::as_raw_fd));
+        fds
     }
 
     fn pread(buf: &mut Vec<u8>, f: &File) -> io::Result<()> {
@@ -189,12 +228,12 @@ impl Probe {
             Self::pread(&mut self.buf, &cg.usage)?;
             let usage = value::parse_u64(&String::from_utf8_lossy(&self.buf))
                 .map_err(|r| io::Error::new(io::ErrorKind::InvalidData, r))?;
-            let inactive = match &cg.stat {
+            let stat = match &cg.stat {
                 Some(f) => {
                     Self::pread(&mut self.buf, f)?;
-                    memory_stat::parse(&String::from_utf8_lossy(&self.buf)).inactive_file().unwrap_or(0)
+                    memory_stat::ReclaimStat::scan(&String::from_utf8_lossy(&self.buf))
                 }
-                None => 0,
+                None => memory_stat::ReclaimStat::default(),
             };
             let limit_file_changed = match &cg.limit_file {
                 Some(f) => {
@@ -206,7 +245,8 @@ impl Probe {
             };
             return Ok(Sample {
                 usage,
-                working_set: usage.saturating_sub(inactive),
+                working_set: stat.working_set(usage),
+                unreclaimable: stat.unreclaimable(usage),
                 limit: Some(cg.limit),
                 source: LimitSource::Cgroup,
                 limit_file_changed,
@@ -218,6 +258,7 @@ impl Probe {
         Ok(Sample {
             usage: used,
             working_set: used,
+            unreclaimable: used,
             limit: self.host_total.map(|t| t.saturating_sub(self.eviction_threshold)),
             source: LimitSource::Node,
             limit_file_changed: false,
@@ -267,7 +308,7 @@ mod tests {
         loop {
             let ws = (t * rate as f64) as u64;
             let f = ws as f64 / limit as f64;
-            for (i, b) in [th.warn, th.critical, 1.0].iter().enumerate() {
+            for (i, b) in [th.warn(), th.critical(), 1.0].iter().enumerate() {
                 if f >= *b && seen[i].is_none() {
                     seen[i] = Some(ws);
                 }
@@ -275,7 +316,7 @@ mod tests {
             if ws >= limit {
                 return seen;
             }
-            t += (next_interval(&cfg, ws, Some(limit), &th, false) + cost).as_secs_f64();
+            t += (next_interval(&cfg, ws, ws, Some(limit), &th, false) + cost).as_secs_f64();
         }
     }
 
@@ -303,19 +344,32 @@ mod tests {
     fn intervals_shrink_with_headroom_and_relax_when_the_kernel_watches() {
         let cfg = SamplerConfig::default();
         let th = Thresholds::default();
-        let far = next_interval(&cfg, 0, Some(64 * GIB), &th, false);
-        let near = next_interval(&cfg, 700 * MIB, Some(GIB), &th, false);
+        let far = next_interval(&cfg, 0, 0, Some(64 * GIB), &th, false);
+        let near = next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, false);
         assert_eq!(far, cfg.max_interval);
         assert!(near < Duration::from_millis(60), "{near:?}");
-        assert_eq!(next_interval(&cfg, GIB, Some(GIB), &th, false), cfg.min_interval);
-        assert_eq!(next_interval(&cfg, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
-        assert_eq!(next_interval(&cfg, 700 * MIB, None, &th, false), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, GIB, GIB, Some(GIB), &th, false), cfg.min_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, None, &th, false), cfg.max_interval);
+    }
+
+    #[test]
+    fn kernel_thresholds_relax_the_sampler_only_below_them() {
+        // v1: the kernel's thresholds watch usage_in_bytes, page cache included. With cache
+        // holding usage above the warning threshold no crossing fires, so the sampler must keep
+        // sizing itself on the measure (here 700 MiB of anon under 1 GiB usage).
+        let cfg = SamplerConfig::default();
+        let th = Thresholds::default();
+        let cached = next_interval(&cfg, 700 * MIB, GIB - MIB, Some(GIB), &th, true);
+        assert!(cached < Duration::from_millis(60), "{cached:?}");
+        assert_eq!(next_interval(&cfg, 100 * MIB, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
     }
 
     #[test]
     fn idle_below_half_the_limit_samples_rarely() {
         // Idle cost: below half of a 1 GiB limit the sampler runs at most ~5 times a second.
-        let iv = next_interval(&SamplerConfig::default(), 500 * MIB, Some(GIB), &Thresholds::default(), false);
+        let iv =
+            next_interval(&SamplerConfig::default(), 500 * MIB, 500 * MIB, Some(GIB), &Thresholds::default(), false);
         assert!(iv >= Duration::from_millis(150), "{iv:?}");
     }
 }

@@ -89,13 +89,21 @@ pub struct Snapshot {
     pub limit_bytes: Option<u64>,
     /// What that limit is.
     pub limit_source: LimitSource,
-    /// Usage at the limiting cgroup (host used memory in node mode).
+    /// Usage at the limiting cgroup, page cache included (host used memory in node mode).
     pub usage_bytes: u64,
-    /// Working set at the limiting cgroup (host used memory in node mode).
+    /// Working set at the limiting cgroup: usage minus inactive page cache, the number the
+    /// kubelet evicts on (host used memory in node mode). Reported for parity; levels do not
+    /// use it, because active page cache is reclaimable too.
     pub working_set_bytes: u64,
-    /// `limit - working set`.
+    /// The **pressure measure** the levels, the budget and shedding use: memory the kernel's
+    /// reclaim cannot free at the limiting cgroup — usage minus clean page cache (active and
+    /// inactive file pages that are neither dirty nor under writeback), so anonymous memory,
+    /// shared memory/tmpfs, kernel memory and dirty pages (host used memory in node mode).
+    /// With swap, anonymous memory could be swapped: the measure then over-states the risk.
+    pub unreclaimable_bytes: u64,
+    /// `limit - unreclaimable`: what can still be allocated before the OOM killer acts.
     pub headroom_bytes: Option<u64>,
-    /// `working set / limit`.
+    /// `unreclaimable / limit`: the fraction the level thresholds apply to.
     pub used_fraction: Option<f64>,
     /// Host `MemAvailable`.
     pub host_available_bytes: Option<u64>,
@@ -119,6 +127,16 @@ pub struct Snapshot {
     pub budget: Option<BudgetStats>,
     /// Shedding counters (bytes freed per shedder, runs, trims). Filled like `budget`.
     pub shed: Option<ShedStats>,
+    /// Events not delivered to `on_event`/`on_level` callbacks because the callback queue was
+    /// full (a callback that blocks): the oldest are dropped. Shedding and the level never wait
+    /// for callbacks.
+    pub callback_events_dropped: u64,
+    /// Panics caught on memguard's own threads (a bug in memguard: the watcher logs it,
+    /// re-detects and re-arms, and keeps running).
+    pub watcher_panics: u64,
+    /// `Some(reason)` once the watcher gave up (repeated panics): level and usage are no longer
+    /// updated and the guard protects nothing. Also reported as an event and a metric.
+    pub failed: Option<String>,
 }
 
 impl Default for Snapshot {
@@ -129,6 +147,7 @@ impl Default for Snapshot {
             limit_source: LimitSource::Node,
             usage_bytes: 0,
             working_set_bytes: 0,
+            unreclaimable_bytes: 0,
             headroom_bytes: None,
             used_fraction: None,
             host_available_bytes: None,
@@ -141,6 +160,9 @@ impl Default for Snapshot {
             monotonic_ns: 0,
             budget: None,
             shed: None,
+            callback_events_dropped: 0,
+            watcher_panics: 0,
+            failed: None,
         }
     }
 }

@@ -25,6 +25,7 @@ fn human(ev: &Event) -> String {
             new.map_or("none".into(), crate::report::bytes)
         ),
         EventKind::CgroupRemoved { cgroup } => format!("cgroup {cgroup} removed"),
+        EventKind::WatcherFailed { reason } => format!("WATCHER FAILED: {reason}"),
     };
     let ws = ev.working_set_bytes.map_or_else(|| "?".into(), crate::report::bytes);
     let limit = ev.limit_bytes.map_or_else(|| "none".into(), crate::report::bytes);

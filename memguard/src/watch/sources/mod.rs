@@ -56,6 +56,10 @@ pub trait Source: Send + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// The fd to wait on.
     fn fd(&self) -> BorrowedFd<'_>;
+    /// Every descriptor the source holds (for closing them in a forked child).
+    fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        vec![std::os::fd::AsRawFd::as_raw_fd(&self.fd())]
+    }
     /// `EPOLLPRI` or `EPOLLIN`.
     fn interest(&self) -> u32;
     /// What exactly is armed (file, trigger string).
@@ -124,14 +128,15 @@ fn arm_with(
     psi_dry_run: bool,
 ) -> Armed {
     let mut armed = Armed::default();
-    let watched_dir = limits.limit_dir.clone().or_else(|| limits.cgroup_dir.clone());
+    let watched_dir = super::sampler::watch_dir(limits, fs).or_else(|| limits.cgroup_dir.clone());
     if cfg.cgroup_events {
         match (limits.cgroup, &watched_dir) {
             (CgroupVersion::V2, Some(dir)) => {
                 armed.push("v2-memory-events", memory_events::MemoryEvents::open(fs, dir, cfg.debounce));
             }
             (CgroupVersion::V1, Some(dir)) => {
-                if let (Some((warn, crit)), Some(limit_dir)) = (threshold_bytes, &limits.limit_dir) {
+                if let (Some((warn, crit)), true) = (threshold_bytes, limits.limit_bytes.is_some()) {
+                    let limit_dir = dir;
                     armed
                         .push("v1-threshold-warn", v1::V1Notifier::threshold(fs, limit_dir, warn, "v1-threshold-warn"));
                     armed.push(

@@ -99,6 +99,10 @@ impl Source for V1Notifier {
         IN
     }
 
+    fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
+        vec![self.efd.raw(), self.target.as_raw_fd()]
+    }
+
     fn detail(&self) -> String {
         self.detail.clone()
     }

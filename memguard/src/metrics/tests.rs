@@ -1,11 +1,11 @@
-//! The Prometheus text output checked line by line against the exposition format 0.0.4.
+// The Prometheus text output checked line by line against the exposition format 0.0.4.
 
 use std::collections::HashSet;
 
-use memguard::budget::Budget;
-use memguard::metrics::{render_prometheus, MetricsInput};
-use memguard::shed::{Shedders, Trimmer};
-use memguard::Level;
+use super::{render_prometheus, MetricsInput};
+use crate::budget::Budget;
+use crate::shed::{Shedders, Trimmer};
+use crate::Level;
 
 fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -196,7 +196,7 @@ fn full_output_parses_and_has_the_documented_values() {
     assert_eq!(get("memguard_psi_some_avg10", &[]), 0.125);
     assert_eq!(get("memguard_psi_full_avg10", &[]), 0.0);
     assert_eq!(get("memguard_cgroup_info", &[("version", "v2")]), 1.0);
-    assert_eq!(get("memguard_build_info", &[("version", memguard::VERSION)]), 1.0);
+    assert_eq!(get("memguard_build_info", &[("version", crate::VERSION)]), 1.0);
     assert!(text.contains(r#"budget="image \"thumbs\"\\cache\nv2""#), "raw escaping:\n{text}");
 }
 
@@ -228,7 +228,7 @@ fn unknown_values_are_omitted_and_output_still_valid() {
 #[test]
 fn every_documented_metric_appears_in_a_full_output() {
     let text = render_prometheus(&full_input());
-    let doc = include_str!("../src/metrics/mod.rs");
+    let doc = include_str!("mod.rs");
     let documented: Vec<&str> =
         doc.lines().filter_map(|l| l.strip_prefix("//! | `memguard_")).filter_map(|l| l.split('`').next()).collect();
     assert!(documented.len() >= 20, "{documented:?}");

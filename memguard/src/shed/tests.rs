@@ -1,5 +1,5 @@
-//! Cache shedding: priority order, remaining-bytes targets, isolation of panicking shedders,
-//! re-entrant registration, the busy guard, and the trimmer.
+// Tests of the shedding registry: priority order, remaining-bytes targets, isolation of panicking shedders,
+// re-entrant registration, the busy guard, and the trimmer.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use memguard::shed::{ShedderId, Shedders, TrimOutcome, Trimmer};
+use super::{Shedders, TrimOutcome, Trimmer};
 
 type Calls = Arc<Mutex<Vec<(&'static str, u64)>>>;
 
@@ -75,7 +75,7 @@ fn shedder_may_unregister_and_register_from_inside() {
             0
         })
     };
-    let own_id: Arc<Mutex<Option<ShedderId>>> = Arc::default();
+    let own_id: Arc<Mutex<Option<u64>>> = Arc::default();
     let id = {
         let (weak, own_id) = (Arc::downgrade(&s), Arc::clone(&own_id));
         s.register("one-shot", 0, move |_| {

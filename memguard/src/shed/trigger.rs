@@ -1,0 +1,151 @@
+//! [`ShedTrigger`]: when the watcher asks the shedders to run — decided on every sample.
+//!
+//! A fixed "at most once per interval" rule loses exactly the services memguard is for: a
+//! cache that regrows within a second of being shed (a worker appending at a gigabyte per
+//! second regrows 200 MiB in 150 ms) is not asked again until it is too late. Shedding is
+//! therefore rate-limited by **bytes regrown**, not by wall time:
+//!
+//! 1. **Level rise**: entering `Warning` or `Critical` (from any lower level) sheds at once.
+//! 2. **Crossing back up**: after a run, once the measure has been below the warning
+//!    threshold, crossing it upward again sheds at once.
+//! 3. **Growth despite shedding**: the measure grew by the regrowth step (default 5% of the
+//!    limit) above where it was at the previous run — shedders could not keep up — sheds again.
+//! 4. **Persistent pressure**: still at or above the warning threshold `interval` (default 1 s)
+//!    after the previous run, with no growth: sheds again, so a budget that refuses work at
+//!    the soft limit never leaves a full cache in place.
+//!
+//! The trigger decides; the run itself happens on memguard's shedding thread with the latest
+//! snapshot, so a request made while a run was in progress is checked against fresh numbers.
+
+use std::time::{Duration, Instant};
+
+use crate::level::Level;
+
+/// Why a shed run was requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShedReason {
+    /// The level rose to `Warning` or `Critical`.
+    LevelRise,
+    /// The measure crossed the warning threshold upward again after a run.
+    Regrew,
+    /// The measure kept growing by at least the regrowth step since the previous run.
+    StillGrowing,
+    /// Still above the warning threshold one interval after the previous run.
+    Persistent,
+}
+
+impl ShedReason {
+    /// A short stable name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShedReason::LevelRise => "level_rise",
+            ShedReason::Regrew => "regrew",
+            ShedReason::StillGrowing => "still_growing",
+            ShedReason::Persistent => "persistent",
+        }
+    }
+}
+
+/// The decision state (see the [module docs](self)). Fed by one thread (the reactor).
+#[derive(Debug, Clone)]
+pub struct ShedTrigger {
+    interval: Duration,
+    /// The measure has been below the warning threshold since the previous request.
+    below_since_request: bool,
+    last: Option<(u64, Instant)>,
+    level: Level,
+}
+
+impl ShedTrigger {
+    /// A trigger repeating persistent-pressure runs at most once per `interval`.
+    pub fn new(interval: Duration) -> Self {
+        ShedTrigger { interval, below_since_request: true, last: None, level: Level::Normal }
+    }
+
+    /// Feed one sample: the `level` after it, the pressure `measure`, the warning threshold
+    /// and the regrowth step in bytes. Returns the reason to shed now, if any (and records the
+    /// request).
+    pub fn observe(&mut self, level: Level, measure: u64, warn: u64, step: u64, now: Instant) -> Option<ShedReason> {
+        let rose = level > self.level && level >= Level::Warning;
+        self.level = level;
+        if measure < warn {
+            self.below_since_request = true;
+        }
+        let reason = if rose {
+            Some(ShedReason::LevelRise)
+        } else if level == Level::Normal || measure < warn {
+            None
+        } else if self.below_since_request {
+            Some(ShedReason::Regrew)
+        } else if self.last.is_some_and(|(m, _)| measure >= m.saturating_add(step.max(1))) {
+            Some(ShedReason::StillGrowing)
+        } else if self.last.map_or(true, |(_, at)| now.saturating_duration_since(at) >= self.interval) {
+            Some(ShedReason::Persistent)
+        } else {
+            None
+        };
+        if reason.is_some() {
+            self.below_since_request = false;
+            self.last = Some((measure, now));
+        }
+        reason
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const WARN: u64 = 205 * MIB;
+    const STEP: u64 = 13 * MIB;
+
+    #[test]
+    fn rises_shed_at_once() {
+        let t = Instant::now();
+        let mut s = ShedTrigger::new(Duration::from_secs(1));
+        assert_eq!(s.observe(Level::Normal, 100 * MIB, WARN, STEP, t), None);
+        assert_eq!(s.observe(Level::Warning, 206 * MIB, WARN, STEP, t), Some(ShedReason::LevelRise));
+        assert_eq!(s.observe(Level::Critical, 231 * MIB, WARN, STEP, t), Some(ShedReason::LevelRise));
+        // A kernel-confirmed Warning below the threshold still sheds (the target is the margin).
+        let mut s = ShedTrigger::new(Duration::from_secs(1));
+        assert_eq!(s.observe(Level::Warning, 195 * MIB, WARN, STEP, t), Some(ShedReason::LevelRise));
+    }
+
+    #[test]
+    fn regrowth_within_the_interval_sheds_again() {
+        // The full-speed Python worker: shed at 205 MiB, down to 20 MiB, regrown past the
+        // threshold 150 ms later while the level stayed Warning (a held floor): shed again.
+        let t0 = Instant::now();
+        let mut s = ShedTrigger::new(Duration::from_secs(1));
+        assert_eq!(s.observe(Level::Warning, 206 * MIB, WARN, STEP, t0), Some(ShedReason::LevelRise));
+        let t1 = t0 + Duration::from_millis(40);
+        assert_eq!(s.observe(Level::Warning, 20 * MIB, WARN, STEP, t1), None);
+        let t2 = t1 + Duration::from_millis(150);
+        assert_eq!(s.observe(Level::Warning, 207 * MIB, WARN, STEP, t2), Some(ShedReason::Regrew));
+        assert_eq!(s.observe(Level::Warning, 208 * MIB, WARN, STEP, t2), None, "once per crossing");
+    }
+
+    #[test]
+    fn growth_despite_shedding_and_persistent_pressure() {
+        let t0 = Instant::now();
+        let mut s = ShedTrigger::new(Duration::from_secs(1));
+        s.observe(Level::Warning, 206 * MIB, WARN, STEP, t0);
+        let t = t0 + Duration::from_millis(10);
+        assert_eq!(s.observe(Level::Warning, 210 * MIB, WARN, STEP, t), None);
+        assert_eq!(s.observe(Level::Warning, 219 * MIB, WARN, STEP, t), Some(ShedReason::StillGrowing));
+        assert_eq!(s.observe(Level::Warning, 220 * MIB, WARN, STEP, t), None);
+        let later = t + Duration::from_secs(1);
+        assert_eq!(s.observe(Level::Warning, 220 * MIB, WARN, STEP, later), Some(ShedReason::Persistent));
+        assert_eq!(s.observe(Level::Warning, 220 * MIB, WARN, STEP, later), None);
+    }
+
+    #[test]
+    fn normal_never_sheds() {
+        let t = Instant::now();
+        let mut s = ShedTrigger::new(Duration::ZERO);
+        for m in [10, 300, 10, 300] {
+            assert_eq!(s.observe(Level::Normal, m * MIB, WARN, STEP, t), None);
+        }
+    }
+}

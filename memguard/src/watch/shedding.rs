@@ -1,0 +1,101 @@
+//! The shedding thread: runs registered shedders (and `malloc_trim`) on a thread of its own,
+//! so that neither a slow shedder nor a blocked user callback delays the other, nor the
+//! reactor.
+//!
+//! The reactor hands it every sample through a one-slot mailbox (a newer sample replaces one
+//! not yet seen). This thread owns the [`ShedTrigger`], which decides from those samples when
+//! to run (level rises, regrowth past the warning threshold, growth despite shedding,
+//! persistent pressure). A run sizes its target from the latest snapshot; afterwards the thread
+//! asks the reactor for an immediate sample and ignores samples taken before the run ended, so
+//! it never sheds twice on numbers that predate the memory it just freed.
+
+use std::sync::atomic::Ordering;
+use std::sync::PoisonError;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use crate::level::Level;
+use crate::shed::{target_for, ShedTrigger, DEFAULT_MARGIN};
+
+use super::guard::Shared;
+use super::snapshot::Snapshot;
+
+/// One sample, as the trigger needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SampleNote {
+    /// The sample count (`Snapshot::samples`).
+    pub(crate) sample: u64,
+    pub(crate) level: Level,
+    /// The pressure measure, bytes.
+    pub(crate) measure: u64,
+    /// The warning threshold, bytes.
+    pub(crate) warn: u64,
+    /// The limit, bytes (the regrowth step is a fraction of it).
+    pub(crate) limit: u64,
+    /// When the sample was taken.
+    pub(crate) at: Instant,
+}
+
+/// The bytes to ask the shedders for, from a snapshot: enough to bring the pressure measure
+/// below the warning threshold's hysteresis band with the default margin, and at least the
+/// margin (5% of the limit) whenever the level is raised (a kernel event may raise it below the
+/// threshold). 0 at `Normal`.
+pub(crate) fn target(snap: &Snapshot, warn: f64) -> u64 {
+    let Some(limit) = snap.limit_bytes else { return 0 };
+    if snap.level == Level::Normal {
+        return 0;
+    }
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let floor = (limit as f64 * DEFAULT_MARGIN) as u64;
+    target_for(snap.unreclaimable_bytes, limit, warn, DEFAULT_MARGIN).max(floor)
+}
+
+/// The loop, until the reactor drops its sender or the guard closes.
+pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
+    let mut trigger = ShedTrigger::new(shared.config.shed_interval);
+    let mut ignore_up_to = 0u64;
+    while let Ok(note) = rx.recv() {
+        if shared.closing.load(Ordering::Acquire) {
+            break;
+        }
+        if note.sample <= ignore_up_to {
+            continue;
+        }
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let step = (note.limit as f64 * DEFAULT_MARGIN) as u64;
+        let Some(reason) = trigger.observe(note.level, note.measure, note.warn, step, note.at) else { continue };
+        if shared.shedders.is_empty() {
+            continue;
+        }
+        let snap = shared.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let target = target(&snap, shared.config.thresholds.warn());
+        if target == 0 {
+            continue;
+        }
+        let started = Instant::now();
+        let report = shared.shedders.shed(target);
+        let trimmed = if report.freed_bytes > 0 && shared.config.malloc_trim {
+            Some(shared.shedders.trimmer().maybe_trim(Instant::now()))
+        } else {
+            None
+        };
+        ignore_up_to = shared.snapshot.read().unwrap_or_else(PoisonError::into_inner).samples;
+        shared.resample_now.store(true, Ordering::Release);
+        if let Err(e) = shared.waker.signal() {
+            tracing::debug!(error = %e, "cannot wake the reactor after shedding");
+        }
+        tracing::info!(
+            reason = reason.as_str(),
+            level = snap.level.as_str(),
+            target_bytes = target,
+            freed_bytes = report.freed_bytes,
+            shedders = report.steps.len(),
+            since_sample_us = u64::try_from(started.duration_since(note.at).as_micros()).unwrap_or(u64::MAX),
+            run_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            trim = ?trimmed,
+            "memguard shed caches"
+        );
+        *shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+}
