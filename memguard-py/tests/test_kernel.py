@@ -85,3 +85,39 @@ def test_v2_shedder_survives_twin_is_oom_killed(cgroup_v2: Kit) -> None:
 @pytest.mark.kernel_v2
 def test_v2_on_level_callback_survives(cgroup_v2: Kit) -> None:
     _guarded_survives(cgroup_v2, "on_level")
+
+
+# --- full speed (issue #9) ------------------------------------------------------------------
+# The worker appends 4 MiB buffers with no pause (about 2 GB/s here) toward a 256 MiB limit: the
+# last 20% of the limit lasts about 20 ms. Each handler style must survive every one of 20 runs,
+# and the unguarded twin must die, in the same test.
+FULL_LIMIT = 256 * MIB
+FULL_RUNS = 20
+
+
+def _full_speed(kit: Kit, mode: str) -> "tuple[int, Dict[str, Any]]":
+    cg = kit.cgroup(f"full-{mode}")
+    cg.set_limit(FULL_LIMIT)
+    argv = [sys.executable, WORKER, "--guard", mode, "--step", "4", "--rate", "1000000", "--total", "768"]
+    out = cg.run(argv, timeout=60, env=_env())
+    kills = cg.oom_kills()
+    cg.remove()
+    report = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
+    assert out.returncode in (0, -signal.SIGKILL), f"{mode}: unexpected exit {out.returncode}: {out.stderr[-2000:]}"
+    assert (out.returncode == 0) == (kills == 0), f"{mode}: exit {out.returncode} with {kills} OOM kill(s)"
+    return out.returncode, report
+
+
+@pytest.mark.kernel_v1
+@pytest.mark.parametrize("mode", ["clear", "on_level", "shedder"])
+def test_v1_full_speed_worker_survives_20_of_20(cgroup_v1: Kit, mode: str) -> None:
+    twin, _ = _full_speed(cgroup_v1, "none")
+    assert twin == -signal.SIGKILL, "at full speed the unguarded twin must be OOM-killed"
+    results = [_full_speed(cgroup_v1, mode) for _ in range(FULL_RUNS)]
+    survived = [r for code, r in results if code == 0]
+    served = sorted(r["served"] for r in survived)
+    print(f"\nv1 full speed, {mode}: survived {len(survived)}/{FULL_RUNS}; requests served {served[0] if served else 0}..{served[-1] if served else 0} of 192")
+    assert len(survived) == FULL_RUNS, f"{mode}: survived {len(survived)}/{FULL_RUNS}"
+    for r in survived:
+        # Real work past the limit, not a worker that stopped early.
+        assert r["served"] * 4 * MIB > FULL_LIMIT or r["rejected"] > 0, r

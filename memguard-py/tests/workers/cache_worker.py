@@ -5,7 +5,9 @@ for ``--total`` MiB — run inside a limited cgroup by ``test_kernel.py``.
 and every insert first reserves its size from the soft-limit budget (a refusal rejects the
 request). ``--guard on_level``: an ``on_level`` callback drops the oldest half of the cache when
 the level rises, and while the level is Warning or above the cache replaces entries instead of
-growing. ``--guard none``: the unguarded twin, which the OOM killer ends.
+growing. ``--guard clear``: what a new user writes first — an ``on_level`` callback that clears the whole
+cache whenever the level rises, and nothing else (memory regrows at full speed afterwards).
+``--guard none``: the unguarded twin, which the OOM killer ends.
 
 Prints one JSON line when done.
 """
@@ -24,7 +26,7 @@ MIB = 1 << 20
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--guard", choices=["none", "shedder", "on_level"], default="none")
+    p.add_argument("--guard", choices=["none", "shedder", "on_level", "clear"], default="none")
     p.add_argument("--step", type=float, default=2.0, help="MiB per request")
     p.add_argument("--total", type=float, default=384.0, help="MiB requested in all")
     p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
@@ -51,6 +53,14 @@ def main() -> int:
         guard = memguard.Guard()
         if a.guard == "shedder":
             guard.register_shedder("dict-cache", evict)
+        elif a.guard == "clear":
+
+            @guard.on_level
+            def clear(change: "memguard.LevelChange") -> None:
+                state["level_events"] += 1
+                if change.rising:
+                    evict(1 << 62)
+
         else:
 
             @guard.on_level
@@ -67,6 +77,7 @@ def main() -> int:
         reservation = guard.try_reserve(step) if guard is not None and a.guard == "shedder" else None
         if guard is not None and a.guard == "shedder" and reservation is None:
             state["rejected"] += 1
+            time.sleep(0.001)  # a refused request is answered (503) while the next one arrives
         else:
             value = bytes([i % 251 + 1]) * step  # touches every page
             with lock:

@@ -5,6 +5,11 @@
 //!
 //! Callbacks live in [`Registry`]s: see there for what removal guarantees (it waits for a
 //! running call from other threads; a callback may remove itself).
+//!
+//! After the level callbacks of a rising level ran, the dispatcher returns freed heap to the OS
+//! (`malloc_trim`, rate-limited like after shedding, off with `malloc_trim(false)`): a handler
+//! that drops a cache frees memory the allocator would otherwise keep, and the pressure measure
+//! — hence the level — could not show it.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,20 +99,24 @@ impl Callbacks {
         }
     }
 
-    fn deliver(&self, event: &Event, snapshot: &Snapshot) {
+    /// Deliver one event; returns whether level callbacks ran for a rising level (they usually
+    /// free memory: the caller returns freed heap to the OS).
+    fn deliver(&self, event: &Event, snapshot: &Snapshot) -> bool {
         for slot in self.event.snapshot() {
             self.guarded("on_event", || {
                 slot.call(|f| f(event));
             });
         }
+        let mut rising = false;
         if let EventKind::LevelChanged { from, to } = event.kind {
             let change = LevelChange { from, to };
             for slot in self.level.snapshot() {
                 self.guarded("on_level", || {
-                    slot.call(|f| f(change, snapshot));
+                    rising |= slot.call(|f| f(change, snapshot)).is_some() && to > from;
                 });
             }
         }
+        rising
     }
 }
 
@@ -118,7 +127,14 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<Msg>) {
             break;
         }
         match msg {
-            Msg::Event(event, snapshot) => shared.callbacks.deliver(&event, &snapshot),
+            Msg::Event(event, snapshot) => {
+                if shared.callbacks.deliver(&event, &snapshot) && shared.config.malloc_trim {
+                    // A handler that dropped a cache freed heap the allocator keeps; without a
+                    // trim the measure (and the level) would not show it.
+                    let outcome = shared.shedders.trimmer().maybe_trim(std::time::Instant::now());
+                    tracing::debug!(?outcome, "malloc_trim after level callbacks");
+                }
+            }
         }
     }
 }

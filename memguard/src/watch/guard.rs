@@ -462,8 +462,16 @@ macro_rules! guard_api {
             /// queued, if any). Any timeout is fine, `Duration::MAX` included.
             pub fn next_event(&self, timeout: Duration) -> Option<Event> {
                 let s = &self.shared;
-                if self.is_closed() {
-                    return if s.forked() { None } else { s.pull_rx.try_recv().ok() };
+                if s.forked() {
+                    return None;
+                }
+                // Queued events first: `select!` picks at random among ready operations, and an
+                // expired timer is ready too.
+                if let Ok(ev) = s.pull_rx.try_recv() {
+                    return Some(ev);
+                }
+                if self.is_closed() || timeout.is_zero() {
+                    return None;
                 }
                 let never = crossbeam_channel::never();
                 let timer = match std::time::Instant::now().checked_add(timeout) {

@@ -36,6 +36,8 @@ use super::sources::{self, Keep, Signal, Source};
 
 const WAKER: u64 = u64::MAX;
 const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// The follow-up sample after a v1 usage threshold fired upward below the measure's threshold.
+const FOLLOW_UP: Duration = Duration::from_millis(1);
 /// Panics within [`PANIC_WINDOW`] after which the watcher gives up.
 pub(crate) const MAX_PANICS: usize = 5;
 /// See [`MAX_PANICS`].
@@ -338,6 +340,12 @@ impl Reactor {
             if let Some(s) = self.last {
                 for bytes in crossed {
                     let direction = if s.usage >= bytes { Direction::Up } else { Direction::Down };
+                    if direction == Direction::Up && self.tracker.usage_level() == Level::Normal {
+                        // Usage (page cache included) just crossed the warning threshold while
+                        // the measure is still below it: memory is growing right now. Look
+                        // again soon rather than after the sampler's minimum interval.
+                        self.next_sample = self.next_sample.min(at_or_far(Instant::now(), FOLLOW_UP));
+                    }
                     pending.push(EventKind::Threshold { direction, threshold_bytes: bytes });
                 }
                 if s.limit_file_changed {
@@ -403,6 +411,7 @@ impl Reactor {
             sample.usage,
             sample.limit,
             &cfg.thresholds,
+            self.tracker.level(),
             self.kernel_watches_thresholds(),
         );
         self.next_sample = at_or_far(now, self.interval);
@@ -503,7 +512,16 @@ impl Reactor {
         if std::mem::take(&mut self.sampled) {
             if let (Some(s), Some(limit)) = (self.last, snap.limit_bytes) {
                 let (warn, _) = self.tracker.thresholds().bytes(limit);
-                let note = SampleNote { sample: self.samples, level, measure: s.unreclaimable, warn, limit, at: now };
+                let refusals = self.shared.budget.stats().refused;
+                let note = SampleNote {
+                    sample: self.samples,
+                    level,
+                    measure: s.unreclaimable,
+                    warn,
+                    limit,
+                    refusals,
+                    at: now,
+                };
                 push_dropping_oldest(&self.shed, &self.shed_rx, note);
             }
         }

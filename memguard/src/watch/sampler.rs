@@ -12,11 +12,15 @@
 //! defaults). Host `MemAvailable` is read at most once a second in cgroup mode.
 //!
 //! The distance is measured on the pressure measure (memory reclaim cannot free, see
-//! [`Sample::unreclaimable`]), the number the levels use. When the kernel watches the
-//! boundaries itself (v1 usage thresholds armed) the sampler relaxes to `max_interval` — but
-//! only while *usage* is below the warning threshold: the kernel's thresholds watch
+//! [`Sample::unreclaimable`]), the number the levels use, to the nearest boundary in either
+//! direction: upward the thresholds and the limit, downward (at `Warning` or `Critical`) the
+//! level's hysteresis exit — memory a handler frees must lower the level promptly, so that
+//! regrowth is reported again. When the kernel watches the boundaries itself (v1 usage
+//! thresholds armed) the sampler relaxes to `max_interval` — but only at `Normal` and while
+//! *usage* is below the warning threshold: the kernel's thresholds watch
 //! `memory.usage_in_bytes`, page cache included, so once cache holds usage above them no
-//! crossing can fire while the measure below keeps moving.
+//! crossing can fire while the measure below keeps moving, and no kernel threshold sits at a
+//! hysteresis exit.
 
 use std::fs::File;
 use std::io;
@@ -24,7 +28,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use crate::fsroot::FsRoot;
-use crate::level::Thresholds;
+use crate::level::{Level, Thresholds};
 use crate::limits::{CgroupVersion, Limits};
 use crate::parse::{meminfo, memory_stat, value};
 
@@ -55,24 +59,35 @@ impl Default for SamplerConfig {
 pub const SLACK: Duration = Duration::from_millis(2);
 
 /// The interval until the next sample (see the module docs). `measure` is the pressure measure,
-/// `usage` what the kernel's v1 thresholds watch.
+/// `usage` what the kernel's v1 thresholds watch, `level` the current level (its hysteresis
+/// exit is a boundary too: when memory falls, the level must fall promptly so that regrowth
+/// is reported again).
 pub fn next_interval(
     cfg: &SamplerConfig,
     measure: u64,
     usage: u64,
     limit: Option<u64>,
     thresholds: &Thresholds,
+    level: Level,
     kernel_watches_thresholds: bool,
 ) -> Duration {
     let Some(limit) = limit.filter(|l| *l > 0) else { return cfg.max_interval };
     let (warn, critical) = thresholds.bytes(limit);
-    if kernel_watches_thresholds && usage < warn {
+    if kernel_watches_thresholds && level == Level::Normal && usage < warn {
         return cfg.max_interval;
     }
-    let next = [warn, critical, limit].into_iter().find(|b| *b > measure);
-    let Some(next) = next else { return cfg.min_interval };
+    let up = [warn, critical, limit].into_iter().find(|b| *b > measure).map(|b| b - measure);
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let exit = match level {
+        Level::Normal => None,
+        Level::Warning => Some(thresholds.warn() - thresholds.hysteresis()),
+        Level::Critical => Some(thresholds.critical() - thresholds.hysteresis()),
+    }
+    .map(|f| (limit as f64 * f.max(0.0)) as u64);
+    let down = exit.map(|b| measure.saturating_sub(b));
+    let Some(distance) = up.into_iter().chain(down).min() else { return cfg.min_interval };
     #[allow(clippy::cast_precision_loss)]
-    let secs = (next - measure) as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
+    let secs = distance as f64 / cfg.max_rate.max(1) as f64 - SLACK.as_secs_f64();
     Duration::from_secs_f64(secs.max(0.0)).clamp(cfg.min_interval, cfg.max_interval)
 }
 
@@ -316,7 +331,7 @@ mod tests {
             if ws >= limit {
                 return seen;
             }
-            t += (next_interval(&cfg, ws, ws, Some(limit), &th, false) + cost).as_secs_f64();
+            t += (next_interval(&cfg, ws, ws, Some(limit), &th, Level::Normal, false) + cost).as_secs_f64();
         }
     }
 
@@ -344,13 +359,13 @@ mod tests {
     fn intervals_shrink_with_headroom_and_relax_when_the_kernel_watches() {
         let cfg = SamplerConfig::default();
         let th = Thresholds::default();
-        let far = next_interval(&cfg, 0, 0, Some(64 * GIB), &th, false);
-        let near = next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, false);
+        let far = next_interval(&cfg, 0, 0, Some(64 * GIB), &th, Level::Normal, false);
+        let near = next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, Level::Normal, false);
         assert_eq!(far, cfg.max_interval);
         assert!(near < Duration::from_millis(60), "{near:?}");
-        assert_eq!(next_interval(&cfg, GIB, GIB, Some(GIB), &th, false), cfg.min_interval);
-        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
-        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, None, &th, false), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, GIB, GIB, Some(GIB), &th, Level::Normal, false), cfg.min_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, Some(GIB), &th, Level::Normal, true), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, 700 * MIB, 700 * MIB, None, &th, Level::Normal, false), cfg.max_interval);
     }
 
     #[test]
@@ -360,16 +375,37 @@ mod tests {
         // sizing itself on the measure (here 700 MiB of anon under 1 GiB usage).
         let cfg = SamplerConfig::default();
         let th = Thresholds::default();
-        let cached = next_interval(&cfg, 700 * MIB, GIB - MIB, Some(GIB), &th, true);
+        let cached = next_interval(&cfg, 700 * MIB, GIB - MIB, Some(GIB), &th, Level::Normal, true);
         assert!(cached < Duration::from_millis(60), "{cached:?}");
-        assert_eq!(next_interval(&cfg, 100 * MIB, 700 * MIB, Some(GIB), &th, true), cfg.max_interval);
+        assert_eq!(next_interval(&cfg, 100 * MIB, 700 * MIB, Some(GIB), &th, Level::Normal, true), cfg.max_interval);
+    }
+
+    #[test]
+    fn above_normal_the_hysteresis_exit_is_watched_too() {
+        // A handler freed memory while the level was Warning: at 79% the level has not fallen
+        // yet (the exit is 75%), and no kernel threshold sits at 75% — the sampler must not
+        // relax to a second, or regrowth past 80% would never be reported as a new Warning.
+        let cfg = SamplerConfig::default();
+        let th = Thresholds::default();
+        let limit = 256 * MIB;
+        let m = limit * 79 / 100;
+        let iv = next_interval(&cfg, m, m, Some(limit), &th, Level::Warning, true);
+        assert_eq!(iv, cfg.min_interval, "{iv:?}");
+        assert_eq!(next_interval(&cfg, m, m, Some(limit), &th, Level::Normal, true), cfg.max_interval);
     }
 
     #[test]
     fn idle_below_half_the_limit_samples_rarely() {
         // Idle cost: below half of a 1 GiB limit the sampler runs at most ~5 times a second.
-        let iv =
-            next_interval(&SamplerConfig::default(), 500 * MIB, 500 * MIB, Some(GIB), &Thresholds::default(), false);
+        let iv = next_interval(
+            &SamplerConfig::default(),
+            500 * MIB,
+            500 * MIB,
+            Some(GIB),
+            &Thresholds::default(),
+            Level::Normal,
+            false,
+        );
         assert!(iv >= Duration::from_millis(150), "{iv:?}");
     }
 }

@@ -33,6 +33,8 @@ pub(crate) struct SampleNote {
     pub(crate) warn: u64,
     /// The limit, bytes (the regrowth step is a fraction of it).
     pub(crate) limit: u64,
+    /// The budget's total of refused reservations.
+    pub(crate) refusals: u64,
     /// When the sample was taken.
     pub(crate) at: Instant,
 }
@@ -64,7 +66,9 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
         }
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let step = (note.limit as f64 * DEFAULT_MARGIN) as u64;
-        let Some(reason) = trigger.observe(note.level, note.measure, note.warn, step, note.at) else { continue };
+        let Some(reason) = trigger.observe(note.level, note.measure, note.warn, step, note.refusals, note.at) else {
+            continue;
+        };
         if shared.shedders.is_empty() {
             continue;
         }
@@ -75,6 +79,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
         }
         let started = Instant::now();
         let report = shared.shedders.shed(target);
+        trigger.ran(report.met_target());
         let trimmed = if report.freed_bytes > 0 && shared.config.malloc_trim {
             Some(shared.shedders.trimmer().maybe_trim(Instant::now()))
         } else {
