@@ -47,10 +47,10 @@ macro_rules! watch_scenario {
 
 watch_scenario!(oom_kill_reported_once);
 watch_scenario!(cgroup_removed_under_watcher);
-watch_scenario!(v1_threshold_fires_both_ways);
 watch_scenario!(v2_memory_high_events);
 watch_scenario!(psi_arms_without_cap_sys_resource);
 watch_scenario!(read_only_cgroupfs);
+watch_scenario!(page_cache_is_not_pressure);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the
 /// limit, in 20 of 20 runs.
@@ -59,6 +59,16 @@ watch_scenario!(read_only_cgroupfs);
 fn ramp_warns_before_95_percent() {
     if let Some(k) = kit("ramp_warns_before_95_percent") {
         watch::ramp_warns_before_95_percent(&k, 20, 256 * (1 << 20));
+    }
+}
+
+/// Issue #9: the same ramp with page cache filling the cgroup first and every kernel source
+/// armed. Fewer runs than natively: reading the cache in under emulation takes seconds.
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn ramp_with_page_cache_warns_before_95_percent() {
+    if let Some(k) = kit("ramp_with_page_cache_warns_before_95_percent") {
+        watch::ramp_with_page_cache_warns_before_95_percent(&k, 5, 256 * (1 << 20));
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cgroup;
+pub mod files;
 pub mod scenarios;
 pub mod watch;
 

@@ -12,7 +12,8 @@ const METAPACKAGE: &str = "linux-image-amd64";
 /// Marker written once a kernel package is fully extracted into its cache dir.
 const COMPLETE_MARKER: &str = ".xtask-vm-complete";
 /// Modules the guest init loads (their dependencies are added automatically, in order).
-pub const ROOT_MODULES: &[&str] = &["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay"];
+pub const ROOT_MODULES: &[&str] =
+    &["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "overlay", "loop", "ext4", "crc32c_generic"];
 
 /// An extracted kernel package.
 pub struct Kernel {
