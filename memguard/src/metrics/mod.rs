@@ -14,6 +14,7 @@
 //! | `memguard_limit_bytes` | gauge | | the effective hard limit (absent when there is none) |
 //! | `memguard_usage_bytes` | gauge | | memory usage of the cgroup that sets the limit |
 //! | `memguard_working_set_bytes` | gauge | | its working set (usage − inactive file cache) |
+//! | `memguard_unreclaimable_bytes` | gauge | | the pressure measure: memory reclaim cannot free (usage − clean page cache); the levels use it |
 //! | `memguard_soft_limit_bytes` | gauge | | the budget's soft limit |
 //! | `memguard_level` | gauge | | the pressure level: 0 normal, 1 warning, 2 critical |
 //! | `memguard_level_info` | gauge | `level` | 1 for the current level, 0 for the two others (all three always present) |
@@ -33,6 +34,9 @@
 //! | `memguard_malloc_trims_total` | counter | | `malloc_trim` calls |
 //! | `memguard_psi_some_avg10` | gauge | | PSI memory `some` avg10 as a ratio 0–1 (the kernel prints a percentage) |
 //! | `memguard_psi_full_avg10` | gauge | | PSI memory `full` avg10 as a ratio 0–1 |
+//! | `memguard_callback_events_dropped_total` | counter | | events not delivered to callbacks because a callback blocked and the queue was full |
+//! | `memguard_watcher_panics_total` | counter | | internal errors caught on memguard's threads (recovered) |
+//! | `memguard_watcher_failed` | gauge | | 1 once the watcher gave up after repeated internal errors: nothing is watched any more |
 
 use std::fmt::Write as _;
 
@@ -52,6 +56,8 @@ pub struct MetricsInput {
     pub usage_bytes: Option<u64>,
     /// Working set of the cgroup that sets the limit, in bytes.
     pub working_set_bytes: Option<u64>,
+    /// The pressure measure (memory reclaim cannot free) at the cgroup that sets the limit.
+    pub unreclaimable_bytes: Option<u64>,
     /// The budget's soft limit in bytes.
     pub soft_limit_bytes: Option<u64>,
     /// The current level.
@@ -68,6 +74,12 @@ pub struct MetricsInput {
     pub psi_some_avg10: Option<f64>,
     /// PSI memory `full` avg10 in percent (0–100); exported as a ratio.
     pub psi_full_avg10: Option<f64>,
+    /// Events dropped from the callback queue (a running guard only).
+    pub callback_events_dropped: Option<u64>,
+    /// Internal errors caught on memguard's threads (a running guard only).
+    pub watcher_panics: Option<u64>,
+    /// Whether the watcher gave up (a running guard only).
+    pub watcher_failed: Option<bool>,
     /// The `version` label of `memguard_cgroup_info`: `"v1"`, `"v2"` or `"none"`
     /// ([`CgroupVersion::as_str`](crate::CgroupVersion::as_str)); empty leaves the family out.
     pub cgroup: String,
@@ -79,6 +91,7 @@ impl Default for MetricsInput {
             limit_bytes: None,
             usage_bytes: None,
             working_set_bytes: None,
+            unreclaimable_bytes: None,
             soft_limit_bytes: None,
             level: Level::Normal,
             seconds_in_level: [0.0; 3],
@@ -87,6 +100,9 @@ impl Default for MetricsInput {
             shed: None,
             psi_some_avg10: None,
             psi_full_avg10: None,
+            callback_events_dropped: None,
+            watcher_panics: None,
+            watcher_failed: None,
             cgroup: String::new(),
         }
     }
@@ -216,6 +232,11 @@ pub fn render_prometheus(input: &MetricsInput) -> String {
         "memguard_working_set_bytes",
         "Working set (usage minus inactive file cache) in bytes of the cgroup that sets the limit.",
         int(input.working_set_bytes),
+    );
+    out.gauge_opt(
+        "memguard_unreclaimable_bytes",
+        "Memory reclaim cannot free (usage minus clean page cache) in bytes at the cgroup that sets the limit; the levels use it.",
+        int(input.unreclaimable_bytes),
     );
     out.gauge_opt("memguard_soft_limit_bytes", "The budget's soft limit in bytes.", int(input.soft_limit_bytes));
     out.gauge_opt(
@@ -353,6 +374,27 @@ pub fn render_prometheus(input: &MetricsInput) -> String {
         "memguard_psi_full_avg10",
         "Share of the last 10 s in which all tasks stalled on memory (PSI full avg10), 0 to 1.",
         ratio(input.psi_full_avg10),
+    );
+    if let Some(n) = input.callback_events_dropped {
+        out.family(
+            "memguard_callback_events_dropped_total",
+            Kind::Counter,
+            "Events not delivered to callbacks because a callback blocked and its queue was full.",
+            vec![sample(Value::Int(n))],
+        );
+    }
+    if let Some(n) = input.watcher_panics {
+        out.family(
+            "memguard_watcher_panics_total",
+            Kind::Counter,
+            "Internal errors caught on memguard's threads (each recovered by re-detecting and re-arming).",
+            vec![sample(Value::Int(n))],
+        );
+    }
+    out.gauge_opt(
+        "memguard_watcher_failed",
+        "1 once memguard's watcher gave up after repeated internal errors: memory is no longer watched.",
+        input.watcher_failed.map(|f| Value::Int(u64::from(f))),
     );
     out.buf
 }

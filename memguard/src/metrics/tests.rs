@@ -156,6 +156,7 @@ fn full_input() -> MetricsInput {
         limit_bytes: Some(1 << 30),
         usage_bytes: Some(400 << 20),
         working_set_bytes: Some(300 << 20),
+        unreclaimable_bytes: Some(250 << 20),
         soft_limit_bytes: Some(800 << 20),
         level: Level::Warning,
         seconds_in_level: [120.25, 3.5, 0.0],
@@ -164,6 +165,9 @@ fn full_input() -> MetricsInput {
         shed: Some(shedders.stats()),
         psi_some_avg10: Some(12.5),
         psi_full_avg10: Some(0.0),
+        callback_events_dropped: Some(3),
+        watcher_panics: Some(1),
+        watcher_failed: Some(false),
         cgroup: "v2".into(),
     }
 }

@@ -59,7 +59,7 @@ pub struct Config {
     pub shed_interval: Duration,
     /// Return freed heap to the OS after shedding (`malloc_trim(0)` on glibc; default on).
     pub malloc_trim: bool,
-    /// Minimum time between two `malloc_trim` calls (default 100 ms; also never more than a fifth of the time, see [`Trimmer`](crate::shed::Trimmer)).
+    /// Minimum time between two `malloc_trim` calls (default 10 ms; also never more than a fifth of the time, see [`Trimmer`](crate::shed::Trimmer)).
     pub trim_interval: Duration,
     /// Test hook: the reactor panics on its next N wake-ups.
     #[cfg(test)]
@@ -233,7 +233,7 @@ impl Builder {
     }
 
     /// After shedding freed memory, return freed heap to the OS with `malloc_trim(0)` (glibc;
-    /// a no-op elsewhere), at most once per `min_interval` (default: on, 100 ms).
+    /// a no-op elsewhere), at most once per `min_interval` (default: on, 10 ms; and never more than a fifth of the time).
     pub fn malloc_trim(mut self, on: bool, min_interval: Duration) -> Self {
         self.cfg.malloc_trim = on;
         self.cfg.trim_interval = min_interval;

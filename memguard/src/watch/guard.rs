@@ -311,9 +311,9 @@ fn close(shared: &Arc<Shared>) {
     if shared.forked() || crate::sys::process_id() != shared.owner_pid {
         // A forked child: no threads to join, no lock to take, nobody to wake (the waker is
         // shared with the parent's reactor). Close our copies of the descriptors.
+        // No logging here: a subscriber may take locks a parent thread held at fork time.
         if !shared.closing.swap(true, Ordering::AcqRel) {
-            let n = shared.fds.close_inherited();
-            tracing::debug!(closed = n, "memguard guard inherited over fork: descriptors closed in the child");
+            shared.fds.close_inherited();
         }
         return;
     }
@@ -408,6 +408,7 @@ macro_rules! guard_api {
                     limit_bytes: s.limit_bytes,
                     usage_bytes: Some(s.usage_bytes),
                     working_set_bytes: Some(s.working_set_bytes),
+                    unreclaimable_bytes: Some(s.unreclaimable_bytes),
                     soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
                     level: s.level,
                     seconds_in_level: s.seconds_in_level,
@@ -416,6 +417,9 @@ macro_rules! guard_api {
                     shed: s.shed,
                     psi_some_avg10: s.psi.map(|p| p.some_avg10),
                     psi_full_avg10: s.psi.map(|p| p.full_avg10),
+                    callback_events_dropped: Some(s.callback_events_dropped),
+                    watcher_panics: Some(s.watcher_panics),
+                    watcher_failed: Some(s.failed.is_some()),
                     cgroup: self.limits().cgroup.as_str().to_owned(),
                 }
             }

@@ -13,6 +13,8 @@ pub mod sampler;
 mod shedding;
 pub mod snapshot;
 pub mod sources;
+#[cfg(test)]
+mod tests;
 
 pub use builder::{Builder, Config};
 pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};

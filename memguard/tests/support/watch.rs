@@ -401,3 +401,44 @@ pub fn v2_memory_high_events(kit: &Kit) {
     kill(keeper);
     drop::<TestCgroup>(cg);
 }
+
+/// Issue #9: a v1 limit set above the visible cgroup root (a private cgroup namespace with the
+/// memory hierarchy mounted inside it, as container runtimes do) is found through
+/// `hierarchical_memory_limit`, and the watcher must watch it: sample the visible root against
+/// that limit and arm the usage thresholds there, not fall back to host memory.
+pub fn hidden_v1_limit_is_watched(kit: &Kit) {
+    assert_eq!(kit.version, Version::V1, "a cgroup v1 scenario");
+    const LIMIT: u64 = 128 * MIB;
+    let parent = kit.cgroup("hidden-limit");
+    parent.set_limit(LIMIT);
+    let child = parent.child("container");
+    let script = format!(
+        "mount -t tmpfs tmpfs /sys/fs/cgroup && mkdir /sys/fs/cgroup/memory \
+         && mount -t cgroup -o memory memory /sys/fs/cgroup/memory || exit 97
+         {BIN} watch --json & w=$!
+         sleep 0.5
+         {BIN} alloc --rate 256M --to {} --hold 1 > /dev/null
+         kill -TERM $w; wait $w",
+        LIMIT * 97 / 100
+    );
+    let out = child.run("unshare", &["--cgroup", "--mount", "--propagation", "private", "sh", "-c", &script]);
+    let lines: Vec<Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let started = lines.first().unwrap_or_else(|| panic!("no output: {out}"));
+    assert_eq!(started["kind"], "started", "{out}");
+    assert_eq!(started["limit_bytes"], LIMIT, "the limit above the visible root must be watched: {started:#}");
+    let armed: Vec<&str> = started["sources"]
+        .as_array()
+        .map(|a| a.iter().filter(|s| s["armed"] == true).filter_map(|s| s["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(armed.contains(&"v1-threshold-warn"), "usage thresholds armed at the visible root: {armed:?}");
+    let warn = lines
+        .iter()
+        .find(|e| e["kind"] == "level_changed" && e["to"] != "normal")
+        .unwrap_or_else(|| panic!("no Warning against the hidden limit: {out}"));
+    assert_eq!(warn["limit_bytes"], LIMIT, "{warn:#}");
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = warn["unreclaimable_bytes"].as_u64().unwrap_or(u64::MAX) as f64 / LIMIT as f64;
+    println!("hidden v1 limit: watched {armed:?}; first Warning at {:.1}% of the 128 MiB limit", fraction * 100.0);
+    assert!(fraction < 0.95, "{warn:#}");
+    drop(child);
+}
