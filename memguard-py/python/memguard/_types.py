@@ -80,6 +80,8 @@ class EventKind(str, enum.Enum):
     """The effective limit changed (``old``, ``new``: bytes or ``None``)."""
     CGROUP_REMOVED = "cgroup_removed"
     """The watched cgroup disappeared (``cgroup``)."""
+    WATCHER_FAILED = "watcher_failed"
+    """memguard's watcher gave up after repeated internal errors (``reason``)."""
     LEVEL_CHANGED = "level_changed"
     """The pressure level changed (``previous``, ``current``; JSON ``from``, ``to``)."""
 
@@ -371,8 +373,14 @@ class Snapshot:
     """``"cgroup"``, or ``"node"`` (no cgroup limit: ``MemTotal`` minus the eviction threshold)."""
     usage_bytes: int
     working_set_bytes: int
+    """Usage minus inactive page cache (what the kubelet evicts on); reported for parity."""
+    unreclaimable_bytes: int
+    """The pressure measure the levels, the budget and shedding use: memory reclaim cannot free
+    (usage minus clean page cache)."""
     headroom_bytes: Optional[int]
+    """``limit - unreclaimable``."""
     used_fraction: Optional[float]
+    """``unreclaimable / limit``: what the level thresholds apply to."""
     host_available_bytes: Optional[int]
     psi: Optional[PsiAverages]
     kernel_counters: KernelCounters
@@ -385,6 +393,12 @@ class Snapshot:
     budget: Optional[BudgetStats]
     """Budget counters (``None`` in the snapshot handed to level callbacks)."""
     shed: Optional[ShedStats]
+    callback_events_dropped: int = 0
+    """Events not delivered to callbacks because one blocked and the queue was full."""
+    watcher_panics: int = 0
+    """Internal errors caught (and recovered) on memguard's threads."""
+    failed: Optional[str] = None
+    """Set once memguard's watcher gave up: memory is no longer watched."""
 
     @classmethod
     def _from_dict(cls, d: Mapping[str, Any]) -> "Snapshot":
@@ -395,6 +409,7 @@ class Snapshot:
             limit_source=d.get("limit_source", "node"),
             usage_bytes=d.get("usage_bytes", 0),
             working_set_bytes=d.get("working_set_bytes", 0),
+            unreclaimable_bytes=d.get("unreclaimable_bytes", 0),
             headroom_bytes=d.get("headroom_bytes"),
             used_fraction=d.get("used_fraction"),
             host_available_bytes=d.get("host_available_bytes"),
@@ -407,10 +422,13 @@ class Snapshot:
             monotonic_ns=d.get("monotonic_ns", 0),
             budget=BudgetStats._from_dict(d.get("budget")),
             shed=ShedStats._from_dict(d.get("shed")),
+            callback_events_dropped=d.get("callback_events_dropped", 0),
+            watcher_panics=d.get("watcher_panics", 0),
+            failed=d.get("failed"),
         )
 
 
-_EVENT_COMMON = ("kind", "monotonic_ns", "level", "working_set_bytes", "limit_bytes")
+_EVENT_COMMON = ("kind", "monotonic_ns", "level", "working_set_bytes", "unreclaimable_bytes", "limit_bytes")
 
 
 @dataclass(frozen=True)
@@ -430,6 +448,8 @@ class Event:
     working_set_bytes: Optional[int]
     limit_bytes: Optional[int]
     details: Mapping[str, Any] = field(default_factory=dict)
+    unreclaimable_bytes: Optional[int] = None
+    """The pressure measure (memory reclaim cannot free), latest sample."""
 
     @classmethod
     def _from_dict(cls, d: Mapping[str, Any]) -> "Event":
@@ -448,6 +468,7 @@ class Event:
             level=_level(d["level"]),
             working_set_bytes=d.get("working_set_bytes"),
             limit_bytes=d.get("limit_bytes"),
+            unreclaimable_bytes=d.get("unreclaimable_bytes"),
             details=details,
         )
 
