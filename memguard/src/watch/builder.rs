@@ -92,7 +92,7 @@ impl Default for Config {
 ///
 /// ```no_run
 /// let guard = memguard::MemGuard::builder().warn(0.75).critical(0.9).start()?;
-/// guard.on_level(|change, snap| eprintln!("{} -> {} at {} bytes", change.from, change.to, snap.working_set_bytes));
+/// let _sub = guard.on_level(|change, snap| eprintln!("{} -> {} at {} bytes", change.from, change.to, snap.unreclaimable_bytes));
 /// # Ok::<(), memguard::Error>(())
 /// ```
 #[derive(Debug, Clone, Default)]
