@@ -7,15 +7,16 @@
 //! (ties in registration order) for the *remaining* bytes and stops as soon as the target is
 //! met. Afterwards [`Trimmer::maybe_trim`] can return the freed heap to the OS.
 //!
-//! ```
-//! use memguard::shed::{target_for, Shedders, DEFAULT_MARGIN};
+//! Applications register shedders through a running guard
+//! ([`GuardHandle::register_shedder`](crate::GuardHandle::register_shedder)):
 //!
-//! let shedders = Shedders::new();
-//! shedders.register("thumbnails", 0, |want| want.min(64 << 20)); // cheap to rebuild: first
-//! shedders.register("sessions", 10, |_want| 0);                   // expensive: last
-//! let target = target_for(870 << 20, 1 << 30, 0.80, DEFAULT_MARGIN);
-//! let report = shedders.shed(target);
-//! assert_eq!(report.steps[0].name, "thumbnails");
+//! ```no_run
+//! let guard = memguard::MemGuard::start()?;
+//! // Cheap to rebuild: asked first.
+//! let _thumbs = guard.register_shedder("thumbnails", 0, |want| want.min(64 << 20));
+//! // Expensive: asked last, only for what is still missing.
+//! let _sessions = guard.register_shedder("sessions", 10, |_want| 0);
+//! # Ok::<(), memguard::Error>(())
 //! ```
 //!
 //! # Guarantees
