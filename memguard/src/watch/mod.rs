@@ -10,6 +10,7 @@ pub mod guard;
 mod reactor;
 pub mod sampler;
 pub mod snapshot;
+mod source_status;
 pub mod sources;
 
 pub use builder::{Builder, Config};
@@ -17,3 +18,4 @@ pub use dispatch::Subscription;
 pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
 pub use guard::{GuardHandle, MemGuard};
 pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};
+pub use source_status::SourceStatus;

@@ -155,7 +155,7 @@ pub fn working_set_is_real(kit: &Kit) {
     BufReader::new(worker.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
     assert_eq!(line.trim(), "ready");
     let d = Detector::new().with_pid(worker.id());
-    let s = d.status().expect("status");
+    let s = memguard::Status::gather(&d, &memguard::watch::Config::default(), false).expect("status");
     let _ = worker.kill();
     let _ = worker.wait();
     let usage = s.usage_bytes.expect("usage");
