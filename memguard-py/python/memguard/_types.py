@@ -60,7 +60,9 @@ class Level(enum.IntEnum):
 
 
 class EventKind(str, enum.Enum):
-    """The kinds of :class:`Event` (equal to their JSON ``kind`` string)."""
+    """The kinds of :class:`Event` (equal to their JSON ``kind`` string; the same names as the
+    core's ``EventKind::NAMES``, exported as ``memguard._memguard.EVENT_KINDS`` — a test keeps
+    the two equal)."""
 
     HIGH = "high"
     """v2 ``memory.events`` ``high``: usage went over ``memory.high`` (``count``, ``delta``)."""
@@ -101,11 +103,24 @@ class Limits:
     cgroup_dir: Optional[str]
     mount_point: Optional[str]
     limit_bytes: Optional[int]
-    """The effective hard limit (lowest up the hierarchy); ``None`` when none is set."""
+    """The effective hard limit: the lowest of the detected limit and the override; ``None``
+    when neither is known (check ``limit_maybe_hidden`` and ``limit_unknown`` first)."""
+    limit_applied: str
+    """What ``limit_bytes`` is: ``"cgroup"`` (detected), ``"override"`` or ``"none"``."""
+    detected_limit_bytes: Optional[int]
+    """The limit detection found (lowest up the hierarchy)."""
     limit_cgroup: Optional[str]
     limit_dir: Optional[str]
     limit_maybe_hidden: bool
     """A tighter limit may exist above the visible cgroup root: never silently "unlimited"."""
+    limit_unknown: bool
+    """A limit file exists but could not be read or parsed: the limit is unknown, not absent."""
+    limit_unknown_files: Tuple[str, ...]
+    """The limit files that could not be read or parsed."""
+    limit_override_bytes: Optional[int]
+    """The operator's override (``MEMGUARD_LIMIT`` or ``Guard(limit_override=...)``)."""
+    limit_override_source: Optional[str]
+    """``"MEMGUARD_LIMIT"`` or ``"builder"``."""
     high_bytes: Optional[int]
     high_cgroup: Optional[str]
     swap_limit_bytes: Optional[int]
@@ -123,9 +138,15 @@ class Limits:
             cgroup_dir=d.get("cgroup_dir"),
             mount_point=d.get("mount_point"),
             limit_bytes=d.get("limit_bytes"),
+            limit_applied=d.get("limit_applied", "none"),
+            detected_limit_bytes=d.get("detected_limit_bytes"),
             limit_cgroup=d.get("limit_cgroup"),
             limit_dir=d.get("limit_dir"),
             limit_maybe_hidden=bool(d.get("limit_maybe_hidden", False)),
+            limit_unknown=bool(d.get("limit_unknown", False)),
+            limit_unknown_files=tuple(d.get("limit_unknown_files") or ()),
+            limit_override_bytes=d.get("limit_override_bytes"),
+            limit_override_source=d.get("limit_override_source"),
             high_bytes=d.get("high_bytes"),
             high_cgroup=d.get("high_cgroup"),
             swap_limit_bytes=d.get("swap_limit_bytes"),
@@ -138,7 +159,8 @@ class Limits:
 
     @property
     def effective_bytes(self) -> Optional[int]:
-        """The limit that bounds the process in practice: the cgroup limit, else host memory."""
+        """The limit that bounds the process in practice: the cgroup limit (or the override),
+        else host memory."""
         return self.limit_bytes if self.limit_bytes is not None else self.host_total_bytes
 
 
@@ -173,6 +195,12 @@ class Status:
     headroom_bytes: Optional[int]
     used_fraction: Optional[float]
     host_available_bytes: Optional[int]
+    level: Level
+    """The level this one sample gives with the configured thresholds."""
+    warn_bytes: Optional[int]
+    critical_bytes: Optional[int]
+    budget_soft_limit_bytes: Optional[int]
+    """The soft-limit budget's limit in bytes (``soft_limit`` fraction of the effective limit)."""
     sources: Tuple[SourceStatus, ...]
     _raw: Mapping[str, Any] = field(repr=False, compare=False)
 
@@ -189,6 +217,10 @@ class Status:
             headroom_bytes=d.get("headroom_bytes"),
             used_fraction=d.get("used_fraction"),
             host_available_bytes=d.get("host_available_bytes"),
+            level=_level(d.get("level", "normal")),
+            warn_bytes=d.get("warn_bytes"),
+            critical_bytes=d.get("critical_bytes"),
+            budget_soft_limit_bytes=d.get("budget_soft_limit_bytes"),
             sources=tuple(SourceStatus._from_dict(s) for s in d.get("sources") or ()),
             _raw=d,
         )

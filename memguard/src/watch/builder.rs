@@ -32,7 +32,7 @@
 //! | `MEMGUARD_REDETECT_INTERVAL` | `redetect_interval`: how often detection re-runs | duration | 10s | 100ms to 1 day |
 //! | `MEMGUARD_QUEUE_CAPACITY` | `queue_capacity`: events kept for `next_event` (oldest dropped) | count | 1024 | 1 to 1048576 |
 //! | `MEMGUARD_ROOT` | `root`: read `/proc` and `/sys/fs/cgroup` under this prefix | path | `/` | |
-//! | `MEMGUARD_PID` | `pid`: guard the cgroup of this process instead | pid | this process | 1 to 4194304 |
+//! | `MEMGUARD_PID` | `pid`: guard the cgroup of this process instead | pid | this process | at least 1 |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -197,7 +197,7 @@ pub const ENV_VARS: &[EnvVar] = &[
         "events kept for `next_event` (oldest dropped)",
     ),
     var("MEMGUARD_ROOT", "root", "path", "`/`", "", "read `/proc` and `/sys/fs/cgroup` under this prefix"),
-    var("MEMGUARD_PID", "pid", "pid", "this process", "1 to 4194304", "guard the cgroup of this process instead"),
+    var("MEMGUARD_PID", "pid", "pid", "this process", "at least 1", "guard the cgroup of this process instead"),
 ];
 
 /// The longest duration any setting accepts.
@@ -214,8 +214,6 @@ pub const MIN_LIMIT_OVERRIDE: u64 = 1 << 20;
 pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 const MIB: u64 = 1 << 20;
 const TIB: u64 = 1 << 40;
-/// `PID_MAX_LIMIT` on 64-bit Linux.
-const PID_MAX: u32 = 4_194_304;
 
 /// Resolved configuration.
 #[derive(Debug, Clone)]
@@ -607,7 +605,7 @@ impl Builder {
         let ok = (1..=MAX_QUEUE_CAPACITY).contains(&q);
         self.check(ok, "queue_capacity", || q.to_string(), "must be between 1 and 1048576")?;
         if let Some(pid) = cfg.pid {
-            self.check((1..=PID_MAX).contains(&pid), "pid", || pid.to_string(), "must be between 1 and 4194304")?;
+            self.check(pid >= 1, "pid", || pid.to_string(), "must be at least 1")?;
         }
         Ok(cfg)
     }
@@ -719,7 +717,6 @@ mod tests {
             ("queue_capacity", Builder::new().queue_capacity(MAX_QUEUE_CAPACITY + 1), false),
             ("queue_capacity", Builder::new().queue_capacity(1), true),
             ("pid", Builder::new().pid(0), false),
-            ("pid", Builder::new().pid(PID_MAX + 1), false),
             ("pid", Builder::new().pid(1), true),
         ];
         for (setting, b, ok) in cases {
