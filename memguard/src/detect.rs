@@ -4,7 +4,7 @@ use crate::cgroup::locate::{join, relative_to};
 use crate::cgroup::{locate, usage, walk, Location, MemoryFiles};
 use crate::error::{Error, Result};
 use crate::fsroot::FsRoot;
-use crate::limits::{CgroupVersion, LimitApplied, Limits, Usage};
+use crate::limits::{CgroupVersion, Limits, Usage};
 use crate::parse::meminfo::{self, MemInfo};
 use crate::parse::value::V1_UNLIMITED_THRESHOLD;
 use crate::parse::{memory_stat, mountinfo, oom_score_adj, proc_cgroup};
@@ -120,8 +120,8 @@ impl Detector {
         }
         limits.psi_file = self.psi_file(&procs, &mounts, &limits);
         limits.detected_limit_bytes = limits.limit_bytes;
-        limits.limit_applied = if limits.limit_bytes.is_some() { LimitApplied::Cgroup } else { LimitApplied::None };
-        Ok((limits, meminfo))
+        // No override at this layer: `limit_applied` follows the detected limit (the same rule).
+        Ok((limits.with_override(None), meminfo))
     }
 
     /// The cgroup PSI file for the process (see [`Limits::psi_file`]).
