@@ -1,6 +1,7 @@
 #!/bin/sh
 # memguard end-to-end figures: notification -> callback latency per event source and the
-# watcher's idle cost, natively (this host: cgroup v1) and in the cgroup v2 VM (`cargo xtask vm`).
+# watcher's idle cost (in process, and the `memguard watch` CLI thread by thread), natively
+# (this host: cgroup v1) and in the cgroup v2 VM (`cargo xtask vm`).
 #
 #   benches/e2e.sh                     # everything (about 5 minutes natively + 5 in the VM)
 #   benches/e2e.sh --iterations 50 --psi-iterations 5 --idle-secs 10   # a quick pass
@@ -14,7 +15,8 @@ ROOT=$(pwd)
 BIN="$ROOT/target/release/memguard-e2e"
 OUT="$ROOT/target/e2e"
 
-cargo build --release -p memguard-benches --bin memguard-e2e || exit 2
+# memguard-e2e, and the `memguard` CLI whose `watch` idle cost it measures (next to it).
+cargo build --release -p memguard-benches --bin memguard-e2e -p memguard --bin memguard || exit 2
 mkdir -p "$OUT" || exit 2
 
 echo "== native ($(uname -r)) =="

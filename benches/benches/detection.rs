@@ -1,5 +1,6 @@
-//! Full detection cost: `Detector::detect` (limits only) and `Detector::status` (limits plus
-//! usage at the process's cgroup and at the limiting cgroup), on this machine's real kernel.
+//! Full detection cost: `Detector::detect` (limits only) and `Status::gather` (limits plus
+//! usage at the process's cgroup and at the limiting cgroup, and the sources the watcher would
+//! arm, as `memguard status` reports), on this machine's real kernel.
 //!
 //! Target (issue #2): under 200 µs in process. Run: `cargo bench -p memguard-benches --bench detection`.
 
@@ -7,8 +8,11 @@ use criterion::{criterion_group, criterion_main, Criterion};
 
 fn detection(c: &mut Criterion) {
     let detector = memguard::Detector::new();
+    let config = memguard::watch::Config::default();
     c.bench_function("detect (limits)", |b| b.iter(|| detector.detect().expect("detect")));
-    c.bench_function("status (limits + usage)", |b| b.iter(|| detector.status().expect("status")));
+    c.bench_function("status (limits + usage + sources)", |b| {
+        b.iter(|| memguard::Status::gather(&detector, &config, false).expect("status"))
+    });
 }
 
 criterion_group!(benches, detection);

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `Error::Io` | `MemguardOSError(MemguardError, OSError)`: `errno`, `strerror`, `filename` |
 //! | `Error::ProcUnavailable` | `ProcUnavailableError(MemguardOSError)` |
-//! | `Error::InvalidConfig` | `ConfigError(MemguardError, ValueError)` |
+//! | `Error::InvalidConfig` | `ConfigError(MemguardError, ValueError)`: `setting`, `env_var`, `value` |
 //! | `Error::Malformed` | `MalformedFileError(MemguardError, ValueError)`: `filename` |
 //! | `BudgetExceeded` | `BudgetExceeded(MemguardError, MemoryError)`: `requested`, `available`, `soft_limit`, `level`, `scope` |
 //! | a closed guard, or a guard inherited through `fork()` | `GuardClosedError(MemguardError, RuntimeError)` |
@@ -66,9 +66,16 @@ pub(crate) fn core(py: Python<'_>, e: memguard::Error) -> PyErr {
     match e {
         memguard::Error::Io { path, source } => os_error(py, false, &message, &path, &source),
         memguard::Error::ProcUnavailable { path, source } => os_error(py, true, &message, &path, &source),
-        memguard::Error::InvalidConfig(_) => {
+        memguard::Error::InvalidConfig { setting, env_var, value, .. } => {
             let cls = class(py, &CONFIG_ERROR, "ConfigError", |py| py.get_type::<PyValueError>());
-            make(py, &cls, (message,), None, &[])
+            let err = make(py, &cls, (message,), None, &[]);
+            // The setting (builder / keyword name), the MEMGUARD_* variable it came from (or
+            // None), and the offending text.
+            let exc = err.value(py);
+            let _ = exc.setattr("setting", setting);
+            let _ = exc.setattr("env_var", env_var);
+            let _ = exc.setattr("value", value);
+            err
         }
         memguard::Error::Malformed { path, .. } => {
             let cls = class(py, &MALFORMED, "MalformedFileError", |py| py.get_type::<PyValueError>());

@@ -26,9 +26,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn seconds(name: &str, secs: f64) -> Result<Duration, memguard::Error> {
-    Duration::try_from_secs_f64(secs)
-        .map_err(|_| memguard::Error::InvalidConfig(format!("{name} must be a finite, non-negative number of seconds")))
+/// Seconds from Python as a `Duration` (ranges are the core builder's to check).
+fn seconds(name: &'static str, secs: f64) -> Result<Duration, memguard::Error> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        memguard::Error::invalid_config(name, secs.to_string(), "must be a finite, non-negative number of seconds")
+    })
+}
+
+/// `"text"` or `"json"` as "is JSON".
+pub(crate) fn is_json(py: Python<'_>, format: &str) -> PyResult<bool> {
+    match format {
+        "text" => Ok(false),
+        "json" => Ok(true),
+        other => Err(errors::core(
+            py,
+            memguard::Error::invalid_config("format", other.to_owned(), "must be \"text\" or \"json\""),
+        )),
+    }
 }
 
 /// Builder settings from Python keyword arguments (`None` = the default, or `MEMGUARD_*`).
@@ -51,6 +65,8 @@ struct Settings {
     malloc_trim: Option<bool>,
     trim_interval: Option<f64>,
     redetect_interval: Option<f64>,
+    limit_override: Option<u64>,
+    queue_capacity: Option<usize>,
     from_env: bool,
 }
 
@@ -109,6 +125,12 @@ impl Settings {
         }
         if let Some(v) = self.redetect_interval {
             b = b.redetect_interval(seconds("redetect_interval", v)?);
+        }
+        if let Some(v) = self.limit_override {
+            b = b.limit_override(v);
+        }
+        if let Some(v) = self.queue_capacity {
+            b = b.queue_capacity(v);
         }
         Ok(b)
     }
@@ -170,6 +192,33 @@ impl Guard {
     fn id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
     }
+
+    /// The next event, waiting up to `timeout` seconds (None: until one arrives or the guard
+    /// closes), with the GIL released and signals checked every slice.
+    fn wait_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<memguard::Event>> {
+        let deadline = match timeout {
+            Some(t) => Some(Instant::now() + seconds("timeout", t).map_err(|e| errors::core(py, e))?),
+            None => None,
+        };
+        loop {
+            // Re-checked every slice: returns None promptly once closed (or forked).
+            let h = match self.handle(py) {
+                Ok(h) => h,
+                Err(_) => return Ok(None),
+            };
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
+                None => WAIT_SLICE,
+            };
+            if let Some(ev) = py.detach(move || h.next_event(slice)) {
+                return Ok(Some(ev));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
 }
 
 /// Call a Python callable from a memguard thread, attached only for the call. Errors (the
@@ -201,7 +250,7 @@ impl Guard {
     #[pyo3(signature = (*, warn=None, critical=None, hysteresis=None, soft_limit=None, root=None, pid=None,
         eviction_threshold=None, max_alloc_rate=None, sample_interval=None, event_hold=None, psi=None,
         cgroup_events=None, debounce=None, shed_interval=None, malloc_trim=None, trim_interval=None,
-        redetect_interval=None, from_env=true))]
+        redetect_interval=None, limit_override=None, queue_capacity=None, from_env=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -222,6 +271,8 @@ impl Guard {
         malloc_trim: Option<bool>,
         trim_interval: Option<f64>,
         redetect_interval: Option<f64>,
+        limit_override: Option<u64>,
+        queue_capacity: Option<usize>,
         from_env: bool,
     ) -> PyResult<Self> {
         let settings = Settings {
@@ -242,6 +293,8 @@ impl Guard {
             malloc_trim,
             trim_interval,
             redetect_interval,
+            limit_override,
+            queue_capacity,
             from_env,
         };
         let guard = py.detach(move || settings.builder()?.start()).map_err(|e| errors::core(py, e))?;
@@ -300,6 +353,8 @@ impl Guard {
         d.set_item("malloc_trim", c.malloc_trim)?;
         d.set_item("redetect_interval", c.redetect_interval.as_secs_f64())?;
         d.set_item("queue_capacity", c.queue_capacity)?;
+        d.set_item("limit_override", c.limit_override.map(|o| o.bytes))?;
+        d.set_item("limit_override_source", c.limit_override.map(|o| o.source.as_str()))?;
         Ok(d.into_any().unbind())
     }
 
@@ -382,28 +437,41 @@ impl Guard {
     /// signals (Ctrl-C) are checked every 100 ms.
     #[pyo3(signature = (timeout=None))]
     fn next_event(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Py<PyAny>>> {
-        let deadline = match timeout {
-            Some(t) => Some(Instant::now() + seconds("timeout", t).map_err(|e| errors::core(py, e))?),
-            None => None,
-        };
-        loop {
-            // Re-checked every slice: returns None promptly once closed (or forked).
-            let h = match self.handle(py) {
-                Ok(h) => h,
-                Err(_) => return Ok(None),
-            };
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(WAIT_SLICE),
-                None => WAIT_SLICE,
-            };
-            if let Some(ev) = py.detach(move || h.next_event(slice)) {
-                return convert::serialize(py, &ev).map(|o| Some(o.unbind()));
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
-            }
-            py.check_signals()?;
+        match self.wait_event(py, timeout)? {
+            Some(ev) => convert::serialize(py, &ev).map(|o| Some(o.unbind())),
+            None => Ok(None),
         }
+    }
+
+    /// The next event as a `memguard watch` line (`format` "text" or "json", rendered by the
+    /// core), waiting like `next_event`.
+    #[pyo3(signature = (timeout=None, format="text"))]
+    fn next_event_line(&self, py: Python<'_>, timeout: Option<f64>, format: &str) -> PyResult<Option<String>> {
+        let json = is_json(py, format)?;
+        let ev = self.wait_event(py, timeout)?;
+        Ok(ev.map(|ev| if json { memguard::render::event_json(&ev) } else { memguard::render::event_text(&ev) }))
+    }
+
+    /// The first lines of `memguard watch` for this guard (level, limit, every source tried).
+    #[pyo3(signature = (format="text"))]
+    fn render_header(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        let json = is_json(py, format)?;
+        let h = self.handle(py)?;
+        let (snap, sources) = py.detach(move || (h.snapshot(), h.sources()));
+        Ok(if json {
+            memguard::render::watch_header_json(&snap, &sources)
+        } else {
+            memguard::render::watch_header_text(&snap, &sources)
+        })
+    }
+
+    /// The latest snapshot as a `memguard watch --snapshot-every` line.
+    #[pyo3(signature = (format="text"))]
+    fn render_snapshot(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        let json = is_json(py, format)?;
+        let h = self.handle(py)?;
+        let snap = py.detach(move || h.snapshot());
+        Ok(if json { memguard::render::snapshot_json(&snap) } else { memguard::render::snapshot_text(&snap) })
     }
 
     /// Reserve `nbytes` from the soft-limit budget: a `Reservation`, or None when refused.

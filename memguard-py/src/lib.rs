@@ -28,22 +28,65 @@ use pyo3::prelude::*;
 pub use guard::Guard;
 pub use reservation::Reservation;
 
-/// A one-shot report (`memguard status --json` as a dict): detection plus current usage.
+/// The `memguard status` report, configured like the CLI: `MEMGUARD_*` (when `from_env`),
+/// then `root` and `pid`.
+fn gather(
+    root: Option<std::path::PathBuf>,
+    pid: Option<u32>,
+    probe_psi: bool,
+    from_env: bool,
+) -> Result<(memguard::Status, Option<u32>), memguard::Error> {
+    let mut b = if from_env { memguard::watch::Builder::from_env()? } else { memguard::watch::Builder::new() };
+    if let Some(root) = root {
+        b = b.root(root);
+    }
+    if let Some(pid) = pid {
+        b = b.pid(pid);
+    }
+    let config = b.config()?;
+    Ok((memguard::Status::gather(&config.detector(), &config, probe_psi)?, config.pid))
+}
+
+/// A one-shot report (`memguard status --json` as a dict): detection plus current usage,
+/// judged with the `MEMGUARD_*` configuration (limit override, thresholds, sources) when
+/// `from_env`.
 ///
 /// `root` reads `/proc` and `/sys/fs/cgroup` under a prefix (default `$MEMGUARD_ROOT`, else `/`);
 /// `pid` reports on another process. Releases the GIL while reading the kernel's files.
 #[pyfunction]
-#[pyo3(signature = (root=None, pid=None, probe_psi=false))]
-fn status(py: Python<'_>, root: Option<std::path::PathBuf>, pid: Option<u32>, probe_psi: bool) -> PyResult<Py<PyAny>> {
-    let mut detector = memguard::Detector::from_env();
-    if let Some(root) = root {
-        detector = detector.with_root(root);
-    }
-    if let Some(pid) = pid {
-        detector = detector.with_pid(pid);
-    }
-    let status = py.detach(move || detector.status_with(probe_psi)).map_err(|e| errors::core(py, e))?;
+#[pyo3(signature = (root=None, pid=None, probe_psi=false, from_env=true))]
+fn status(
+    py: Python<'_>,
+    root: Option<std::path::PathBuf>,
+    pid: Option<u32>,
+    probe_psi: bool,
+    from_env: bool,
+) -> PyResult<Py<PyAny>> {
+    let (status, _) = py.detach(move || gather(root, pid, probe_psi, from_env)).map_err(|e| errors::core(py, e))?;
     convert::serialize(py, &status).map(Bound::unbind)
+}
+
+/// The `memguard status` report rendered by the core: `format` is "text", "json" or
+/// "prometheus" — exactly what the CLI prints.
+#[pyfunction]
+#[pyo3(signature = (format="text", root=None, pid=None, probe_psi=false, from_env=true))]
+fn render_status(
+    py: Python<'_>,
+    format: &str,
+    root: Option<std::path::PathBuf>,
+    pid: Option<u32>,
+    probe_psi: bool,
+    from_env: bool,
+) -> PyResult<String> {
+    if format != "prometheus" {
+        guard::is_json(py, format)?;
+    }
+    let (status, pid) = py.detach(move || gather(root, pid, probe_psi, from_env)).map_err(|e| errors::core(py, e))?;
+    Ok(match format {
+        "prometheus" => memguard::render::status_prometheus(&status),
+        "json" => memguard::render::status_json(&status),
+        _ => memguard::render::status_text(&status, pid),
+    })
 }
 
 /// Called by `os.register_at_fork(after_in_child=...)`: every guard created before the fork
@@ -79,10 +122,12 @@ fn _log_stats() -> (u64, u64) {
 #[pymodule]
 fn _memguard(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", memguard::VERSION)?;
-    m.add("ENV_VARS", memguard::watch::builder::ENV_VARS.to_vec())?;
+    m.add("ENV_VARS", memguard::watch::builder::ENV_VARS.iter().map(|v| v.name).collect::<Vec<_>>())?;
+    m.add("EVENT_KINDS", memguard::EventKind::NAMES.to_vec())?;
     m.add_class::<Guard>()?;
     m.add_class::<Reservation>()?;
     m.add_function(wrap_pyfunction!(status, m)?)?;
+    m.add_function(wrap_pyfunction!(render_status, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_child, m)?)?;
     m.add_function(wrap_pyfunction!(_shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(_log_stats, m)?)?;

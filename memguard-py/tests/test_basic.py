@@ -138,3 +138,109 @@ def test_cli_watch_until_sigterm(node: Node) -> None:
     time.sleep(0.1)
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=10) == 0
+
+
+def test_event_kinds_match_the_core() -> None:
+    from memguard import _memguard
+
+    assert [k.value for k in memguard.EventKind] == list(_memguard.EVENT_KINDS)
+
+
+def test_config_errors_name_the_setting_and_variable(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(memguard.ConfigError) as info:
+        node.guard(redetect_interval=0.0)
+    assert (info.value.setting, info.value.env_var) == ("redetect_interval", None)
+    monkeypatch.setenv("MEMGUARD_REDETECT_INTERVAL", "0")
+    with pytest.raises(memguard.ConfigError) as info:
+        node.guard(from_env=True)
+    e = info.value
+    assert (e.setting, e.env_var, e.value) == ("redetect_interval", "MEMGUARD_REDETECT_INTERVAL", "0")
+    assert 'MEMGUARD_REDETECT_INTERVAL="0"' in str(e)
+    g = node.guard(limit_override=256 << 20, queue_capacity=8)
+    try:
+        assert g.config()["limit_override"] == 256 << 20
+        assert g.config()["queue_capacity"] == 8
+    finally:
+        g.close()
+
+
+def _v2_namespaced_root(tmp_path: Path) -> Path:
+    """`0::/` in a private cgroup namespace whose own cgroup has a 256 MiB limit: a tighter
+    limit may be hidden above it."""
+    files = {
+        "proc/meminfo": "MemTotal: 16777216 kB\nMemAvailable: 8388608 kB\n",
+        "proc/self/oom_score_adj": "0\n",
+        "proc/self/cgroup": "0::/\n",
+        "proc/self/mountinfo": "29 23 0:26 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n",
+        "sys/fs/cgroup/cgroup.controllers": "memory\n",
+        "sys/fs/cgroup/cgroup.type": "domain\n",
+        "sys/fs/cgroup/memory.max": str(256 << 20),
+        "sys/fs/cgroup/memory.current": str(100 << 20),
+        "sys/fs/cgroup/memory.stat": "anon 1\ninactive_file 0\n",
+    }
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return tmp_path
+
+
+def test_cli_status_is_the_core_rendering(tmp_path: Path) -> None:
+    from memguard import _memguard
+
+    root = _v2_namespaced_root(tmp_path)
+    out = _cli("status", "--root", str(root))
+    assert out.returncode == 0, out.stderr
+    assert "a tighter limit may be hidden above the cgroup namespace root" in out.stdout
+    # Everything but the first line (it names the pid) is what the core renders.
+    core = _memguard.render_status("text", str(root))
+    assert out.stdout.splitlines()[1:] == core.splitlines()[1:]
+    out = _cli("status", "--json", "--root", str(root))
+    assert json.loads(out.stdout) == json.loads(_memguard.render_status("json", str(root)))
+    out = _cli("status", "--prometheus", "--root", str(root))
+    assert "memguard_limit_bytes 268435456" in out.stdout.splitlines()
+
+
+def test_cli_status_honours_memguard_variables(node: Node) -> None:
+    env = dict(os.environ, MEMGUARD_ROOT=str(node.root), MEMGUARD_LIMIT="512Mi", MEMGUARD_PSI="0")
+    out = _cli("status", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert (d["limit_bytes"], d["limit_applied"], d["limit_override_source"]) == (512 << 20, "override", "MEMGUARD_LIMIT")
+    assert {"name": "psi", "armed": False, "detail": "disabled by configuration"} in d["sources"]
+    out = _cli("status", env=dict(env, MEMGUARD_LIMIT="1e3k"))
+    assert out.returncode == 2 and 'MEMGUARD_LIMIT="1e3k"' in out.stderr, out
+
+
+def test_cli_to_a_closed_pipe_exits_quietly(node: Node) -> None:
+    env = dict(os.environ, MEMGUARD_ROOT=str(node.root))
+    for args in (["status", "--json"], ["watch", "--snapshot-every", "20"]):
+        r, w = os.pipe()
+        os.close(r)  # every write to `w` gets EPIPE
+        p = subprocess.Popen([sys.executable, "-m", "memguard", *args], stdout=w, stderr=subprocess.PIPE, env=env)
+        os.close(w)
+        _, err = p.communicate(timeout=30)
+        assert p.returncode == 0, (args, err)
+        assert b"Traceback" not in err and b"BrokenPipe" not in err, (args, err)
+
+
+def test_cli_watch_snapshot_lines_are_the_whole_snapshot(node: Node) -> None:
+    import signal
+
+    env = dict(os.environ, MEMGUARD_ROOT=str(node.root))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "memguard", "watch", "--json", "--snapshot-every", "20"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert p.stdout is not None
+    try:
+        assert json.loads(p.stdout.readline())["kind"] == "started"
+        line = json.loads(p.stdout.readline())
+        assert line["kind"] == "snapshot"
+        snap = line["snapshot"]
+        assert {"level", "limit_bytes", "working_set_bytes", "events_total", "samples", "budget"} <= set(snap)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=10) == 0

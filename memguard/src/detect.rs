@@ -78,7 +78,8 @@ impl Detector {
         self.detect_with_meminfo().map(|(limits, _)| limits)
     }
 
-    fn detect_with_meminfo(&self) -> Result<(Limits, MemInfo)> {
+    /// [`detect`](Self::detect), also returning the parsed `/proc/meminfo` (for `MemAvailable`).
+    pub(crate) fn detect_with_meminfo(&self) -> Result<(Limits, MemInfo)> {
         let meminfo = match self.fs.read("/proc/meminfo") {
             Ok(text) => meminfo::parse(&text),
             Err(Error::Io { path, source }) => return Err(Error::ProcUnavailable { path, source }),
@@ -118,7 +119,9 @@ impl Detector {
             None => limits.notes.push("no memory cgroup governs this process: host memory is the only limit".into()),
         }
         limits.psi_file = self.psi_file(&procs, &mounts, &limits);
-        Ok((limits, meminfo))
+        limits.detected_limit_bytes = limits.limit_bytes;
+        // No override at this layer: `limit_applied` follows the detected limit (the same rule).
+        Ok((limits.with_override(None), meminfo))
     }
 
     /// The cgroup PSI file for the process (see [`Limits::psi_file`]).
@@ -165,12 +168,15 @@ impl Detector {
         limits.cgroup_dir = Some(loc.dir());
         limits.mount_point = Some(loc.mount_point.clone());
 
-        if let Some((bytes, i)) = walk::lowest_limit(&self.fs, &levels, files.limit, ceiling, notes) {
+        let limit = walk::lowest_limit(&self.fs, &levels, files.limit, ceiling, notes);
+        if let Some((bytes, i)) = limit.at {
             limits.limit_bytes = Some(bytes);
             limits.limit_cgroup = Some(levels[i].cgroup.clone());
             limits.limit_dir = Some(levels[i].dir.clone());
         }
-        if let Some((bytes, i)) = walk::lowest_limit(&self.fs, &levels, files.high, ceiling, notes) {
+        limits.limit_unknown = !limit.unreadable.is_empty();
+        limits.limit_unknown_files = limit.unreadable;
+        if let Some((bytes, i)) = walk::lowest_limit(&self.fs, &levels, files.high, ceiling, notes).at {
             limits.high_bytes = Some(bytes);
             limits.high_cgroup = Some(levels[i].cgroup.clone());
         }
@@ -179,7 +185,7 @@ impl Detector {
                 // Without a memory limit the swap allowance is meaningless: skip three reads.
                 let swap = limits
                     .limit_bytes
-                    .and_then(|_| walk::lowest_limit(&self.fs, &levels, files.swap, None, notes))
+                    .and_then(|_| walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).at)
                     .map(|(b, _)| b);
                 // memsw limits memory + swap together; the swap allowance is the difference.
                 limits.swap_limit_bytes = match (swap, limits.limit_bytes) {
@@ -190,7 +196,7 @@ impl Detector {
             }
             CgroupVersion::V2 => {
                 limits.swap_limit_bytes =
-                    walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).map(|(b, _)| b);
+                    walk::lowest_limit(&self.fs, &levels, files.swap, None, notes).at.map(|(b, _)| b);
                 self.flag_v2_hidden_limit(loc, &levels, limits);
             }
             CgroupVersion::None => {}
@@ -207,12 +213,24 @@ impl Detector {
         match hierarchical {
             Some(h) => {
                 let binds = h < V1_UNLIMITED_THRESHOLD && ceiling.map_or(true, |c| h < c);
-                if binds && limits.limit_bytes.map_or(true, |l| h < l) {
+                let unreadable = limits.limit_unknown_files.clone();
+                if limits.limit_unknown {
+                    // The kernel's own summary covers every level, unreadable files included.
+                    limits.limit_unknown = false;
                     limits.notes.push(format!(
-                        "memory.stat reports hierarchical_memory_limit {h} bytes, set by an ancestor above the \
-                         visible cgroup root {}",
-                        loc.mount_root
+                        "memory.stat's hierarchical_memory_limit ({}) gives the limit that {} could not tell",
+                        if binds { format!("{h} bytes") } else { "none".to_owned() },
+                        unreadable.join(", ")
                     ));
+                }
+                if binds && limits.limit_bytes.map_or(true, |l| h < l) {
+                    if unreadable.is_empty() {
+                        limits.notes.push(format!(
+                            "memory.stat reports hierarchical_memory_limit {h} bytes, set by an ancestor above \
+                             the visible cgroup root {}",
+                            loc.mount_root
+                        ));
+                    }
                     limits.limit_bytes = Some(h);
                     limits.limit_cgroup = None;
                     limits.limit_dir = None;
@@ -278,41 +296,5 @@ impl Detector {
         })?;
         usage::host_usage(&meminfo::parse(&text))
             .ok_or_else(|| Error::malformed(self.fs.path("/proc/meminfo"), "no MemTotal/MemAvailable"))
-    }
-
-    /// Everything `memguard status` reports: limits, usage at the process's cgroup and at the
-    /// limiting cgroup, host memory, and the event sources the watcher would arm here (v1
-    /// eventfd registrations are made and released to find out; PSI trigger files are checked
-    /// for writing — see [`status_with`](Self::status_with) to create real triggers).
-    ///
-    /// # Errors
-    /// As [`detect`](Self::detect).
-    pub fn status(&self) -> Result<crate::Status> {
-        self.status_with(false)
-    }
-
-    /// [`status`](Self::status), creating real PSI triggers to test them when `probe_psi`
-    /// (accurate, but releasing a trigger costs 10-20 ms per trigger on current kernels).
-    ///
-    /// # Errors
-    /// As [`detect`](Self::detect).
-    pub fn status_with(&self, probe_psi: bool) -> Result<crate::Status> {
-        let (mut limits, meminfo) = self.detect_with_meminfo()?;
-        let own = self.usage(&limits).ok();
-        // The same cgroup (no limit, or the limit on our own cgroup): read its files once.
-        let at_limit = if limits.limit_dir.is_none() || limits.limit_dir == limits.cgroup_dir {
-            own.clone()
-        } else {
-            self.limit_usage(&limits).ok()
-        };
-        if let Some(u) = &own {
-            if u.source == crate::limits::UsageSource::Host && limits.cgroup != CgroupVersion::None {
-                limits.notes.push("the cgroup has no usage file; usage shown is host-wide".into());
-            }
-        }
-        let mut status = crate::Status::new(limits, own, at_limit, meminfo.available_bytes);
-        status.sources =
-            crate::watch::sources::probe(&status.limits, &self.fs, &crate::watch::Config::default(), probe_psi);
-        Ok(status)
     }
 }

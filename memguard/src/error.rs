@@ -29,9 +29,23 @@ pub enum Error {
         /// What was wrong, including the offending text where short.
         reason: String,
     },
-    /// A configuration value is out of range (thresholds, intervals, sizes).
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    /// A configuration value does not parse or is out of range (thresholds, durations, sizes).
+    ///
+    /// Names the setting (the [`Builder`](crate::watch::Builder) method) and, when the value
+    /// came from the environment, the `MEMGUARD_*` variable and its text.
+    #[error("invalid configuration: {}: {reason}", config_origin(setting, *env_var, value))]
+    InvalidConfig {
+        /// The setting, named as its [`Builder`](crate::watch::Builder) method:
+        /// `redetect_interval`, `warn`, `limit_override`, ...
+        setting: &'static str,
+        /// The environment variable the value came from (`MEMGUARD_REDETECT_INTERVAL`), or
+        /// `None` when it was set in code.
+        env_var: Option<&'static str>,
+        /// The offending value: the variable's text, or the value set in code.
+        value: String,
+        /// What is wrong with it (the accepted range or format).
+        reason: String,
+    },
     /// `/proc` (or the configured root's `proc`) cannot be read at all.
     #[error("/proc is not readable at {}: {source}", path.display())]
     ProcUnavailable {
@@ -49,8 +63,21 @@ impl Error {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
+    /// An [`Error::InvalidConfig`] for a value set in code.
+    pub fn invalid_config(setting: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidConfig { setting, env_var: None, value: value.into(), reason: reason.into() }
+    }
+
     pub(crate) fn malformed(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Malformed { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// `MEMGUARD_X="text" (setting)` or `setting = value`.
+fn config_origin(setting: &str, env_var: Option<&str>, value: &str) -> String {
+    match env_var {
+        Some(var) => format!("{var}={value:?} ({setting})"),
+        None => format!("{setting} = {value}"),
     }
 }
 

@@ -97,10 +97,11 @@ impl Thresholds {
     pub fn new(warn: f64, critical: f64, hysteresis: f64) -> Result<Self> {
         let ok = warn > 0.0 && warn < critical && critical <= 1.0 && (0.0..warn).contains(&hysteresis);
         if !ok {
-            return Err(Error::InvalidConfig(format!(
-                "thresholds must satisfy 0 < warn < critical <= 1 and 0 <= hysteresis < warn \
-                 (got warn={warn}, critical={critical}, hysteresis={hysteresis})"
-            )));
+            return Err(Error::invalid_config(
+                "thresholds",
+                format!("warn={warn}, critical={critical}, hysteresis={hysteresis}"),
+                "must satisfy 0 < warn < critical <= 1 and 0 <= hysteresis < warn",
+            ));
         }
         Ok(Thresholds { warn, critical, hysteresis })
     }

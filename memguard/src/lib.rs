@@ -5,12 +5,19 @@
 //! v2 and hybrid hosts, nested and namespaced — and compares it with the right number: the
 //! working set (`usage - inactive_file`), the figure the OOM killer effectively acts on.
 //!
-//! This release covers detection ([`Detector`], [`Limits`], [`Usage`], [`Status`]) and the
-//! `memguard` CLI. Watching kernel notifications, pressure levels, the soft-limit budget and
-//! shedding build on it.
+//! Layers, each using only those below it:
+//!
+//! * detection — [`Detector`] finds [`Limits`] and [`Usage`] (parsers in [`parse`], the
+//!   hierarchy walk in [`cgroup`]);
+//! * the watcher — [`MemGuard`] ([`watch`]): kernel notifications, levels, the soft-limit
+//!   [`Budget`], shedding, [`metrics`]; configured by a [`watch::Builder`] or `MEMGUARD_*`
+//!   variables;
+//! * reporting — [`Status`] composes detection, the configuration (limit override, thresholds)
+//!   and the sources the watcher would arm; [`render`] prints it, [`Snapshot`]s and [`Event`]s
+//!   as text or JSON for the `memguard` CLI and the bindings.
 //!
 //! ```
-//! let status = memguard::Detector::from_env().status()?;
+//! let status = memguard::Status::from_env()?;
 //! println!("{} limit={:?} working set={:?}", status.limits.cgroup.as_str(),
 //!          status.limits.limit_bytes, status.working_set_bytes);
 //! # Ok::<(), memguard::Error>(())
@@ -33,6 +40,7 @@ pub mod metrics;
 pub mod parse;
 mod qos;
 mod ratelimit;
+pub mod render;
 pub mod shed;
 mod status;
 pub mod sys;
@@ -43,11 +51,12 @@ pub use detect::Detector;
 pub use error::{Error, Result};
 pub use fsroot::{FsRoot, ROOT_ENV};
 pub use level::{Level, LevelChange, LevelTracker, Thresholds};
-pub use limits::{CgroupVersion, Limits, Usage, UsageSource};
+pub use limits::{CgroupVersion, LimitApplied, LimitOverride, Limits, OverrideSource, Usage, UsageSource};
 pub use metrics::{render_prometheus, MetricsInput};
 pub use qos::QosClass;
 pub use shed::{ShedReport, ShedStats, Shedders};
-pub use status::{SourceStatus, Status};
+pub use status::Status;
+pub use watch::SourceStatus;
 pub use watch::{Event, EventKind, GuardHandle, MemGuard, Snapshot, Subscription};
 
 /// memguard's version (the crate version).

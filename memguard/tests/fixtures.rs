@@ -11,7 +11,8 @@
 use std::fs;
 use std::path::Path;
 
-use memguard::{CgroupVersion, Detector, Error, Limits, QosClass};
+use memguard::watch::{Builder, Config};
+use memguard::{CgroupVersion, Detector, Error, LimitApplied, LimitOverride, Limits, OverrideSource, QosClass, Status};
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
@@ -91,7 +92,12 @@ impl Tree {
         self.cgroup_file(
             dir,
             "memory.stat",
-            &format!("anon 1000\nfile 2000\ninactive_file {}\nactive_file 5\n", 50 * MIB),
+            &format!(
+                "anon 1000\nfile 2000\ninactive_file {}\nactive_file {}\nfile_dirty {}\nfile_writeback 0\n",
+                50 * MIB,
+                30 * MIB,
+                10 * MIB
+            ),
         )
     }
 
@@ -103,6 +109,15 @@ impl Tree {
 
     fn detect(&self) -> Limits {
         Detector::new().with_root(self.dir.path()).detect().expect("detect")
+    }
+
+    /// The `memguard status` report with the default configuration.
+    fn status(&self) -> Status {
+        self.status_with(&Config::default())
+    }
+
+    fn status_with(&self, config: &Config) -> Status {
+        Status::gather(&Detector::new().with_root(self.dir.path()), config, false).expect("status")
     }
 
     fn root(&self) -> &Path {
@@ -331,7 +346,7 @@ fn usage_and_working_set_at_own_and_limiting_cgroup() {
     t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", &GIB.to_string());
     t.v1_dir("/sys/fs/cgroup/memory/pod/c1", V1_UNLIMITED);
     t.cgroup_file("/sys/fs/cgroup/memory/pod", "memory.usage_in_bytes", &(600 * MIB).to_string());
-    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let s = t.status();
     assert_eq!(s.usage_bytes, Some(300 * MIB));
     assert_eq!(s.working_set_bytes, Some(200 * MIB)); // 300 MiB - total_inactive_file 100 MiB
     assert_eq!(s.peak_bytes, Some(400 * MIB));
@@ -395,7 +410,7 @@ fn v2_process_in_root_cgroup_has_no_limit_and_host_usage() {
     assert_eq!(l.cgroup, CgroupVersion::V2);
     assert_eq!(l.limit_bytes, None);
     assert!(!l.limit_maybe_hidden);
-    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let s = t.status();
     assert_eq!(s.usage_bytes, Some(HOST_KB / 2 * 1024));
     assert_note(&s.limits, "usage shown is host-wide");
 }
@@ -479,12 +494,15 @@ fn v2_without_memory_controller_is_none() {
 fn v2_working_set_subtracts_inactive_file() {
     let t = v2_tree("/app");
     t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
-    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let s = t.status();
     assert_eq!(s.usage_bytes, Some(300 * MIB));
-    assert_eq!(s.working_set_bytes, Some(250 * MIB));
+    assert_eq!(s.working_set_bytes, Some(250 * MIB), "usage - inactive_file");
+    // The pressure measure: usage - clean file cache (50 + 30 MiB on the LRU lists, 10 MiB dirty).
+    assert_eq!(s.unreclaimable_bytes, Some(230 * MIB), "usage - (active + inactive - dirty - writeback)");
     assert_eq!(s.peak_bytes, Some(500 * MIB));
     let f = s.used_fraction.expect("fraction");
-    assert!((f - 250.0 / 1024.0).abs() < 1e-9);
+    assert!((f - 230.0 / 1024.0).abs() < 1e-9, "the level's fraction is the measure's");
+    assert_eq!(s.headroom_bytes, Some(GIB - 230 * MIB));
 }
 
 // ------------------------------------------------------------- malformed input ----
@@ -496,6 +514,212 @@ fn malformed_limit_file_is_skipped_with_a_note() {
     let l = t.detect();
     assert_eq!(l.limit_cgroup.as_deref(), Some("/a"));
     assert_note(&l, "malformed");
+    assert!(l.limit_unknown, "the own cgroup's limit could be lower than /a's: {l:#?}");
+}
+
+// ------------------------------------------------------------ unknown limits ----
+// A limit file that exists but cannot be read or parsed makes the limit *unknown*: the JSON
+// says so (`limit_unknown`, `limit_unknown_files`), and never `limit_bytes: null` with nothing
+// else, which a program would read as "unlimited".
+
+/// Replace a limit file with a directory: it exists, and reading it fails (EISDIR) — an
+/// unreadable file that root cannot read either (as EACCES would be for a container user).
+fn make_unreadable(t: &Tree, file: &str) {
+    let p = t.root().join(file.trim_start_matches('/'));
+    let _ = fs::remove_file(&p);
+    fs::create_dir_all(&p).expect("mkdir");
+}
+
+fn assert_unknown_in_reports(t: &Tree, file: &str) {
+    let s = t.status();
+    let v = serde_json::to_value(&s).expect("json");
+    assert_eq!(v["limit_unknown"], true, "{v}");
+    assert_eq!(v["limit_unknown_files"][0], file, "{v}");
+    let text = memguard::render::status_text(&s, None);
+    let row = text.lines().find(|l| l.trim_start().starts_with("limit ")).expect("limit row");
+    assert!(row.contains("unknown") && row.contains(file), "{text}");
+    assert!(s.limits.notes.iter().any(|n| n.contains(file)), "the note names the file: {:?}", s.limits.notes);
+}
+
+#[test]
+fn v2_unparseable_own_limit_is_unknown_not_unlimited() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", "invalid\n");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, None);
+    assert!(l.limit_unknown && !l.limit_maybe_hidden, "{l:#?}");
+    assert_eq!(l.limit_applied, LimitApplied::None);
+    assert_eq!(l.limit_unknown_files, ["/sys/fs/cgroup/app/memory.max"]);
+    assert_note(&l, "/sys/fs/cgroup/app/memory.max");
+    assert_unknown_in_reports(&t, "/sys/fs/cgroup/app/memory.max");
+}
+
+#[test]
+fn v2_unreadable_ancestor_limit_is_unknown_with_an_upper_bound() {
+    let t = v2_tree("/pod/app");
+    t.v2_dir("/sys/fs/cgroup/pod", "max\n").v2_dir("/sys/fs/cgroup/pod/app", &GIB.to_string());
+    make_unreadable(&t, "/sys/fs/cgroup/pod/memory.max");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(GIB), "the readable limit is an upper bound");
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/pod/app"));
+    assert!(l.limit_unknown);
+    assert_eq!(l.limit_unknown_files, ["/sys/fs/cgroup/pod/memory.max"]);
+    assert_unknown_in_reports(&t, "/sys/fs/cgroup/pod/memory.max");
+}
+
+#[test]
+fn v1_unreadable_own_limit_is_unknown_not_unlimited() {
+    let t = v1_host_tree("/app");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/app", V1_UNLIMITED);
+    make_unreadable(&t, "/sys/fs/cgroup/memory/app/memory.limit_in_bytes");
+    // Without a readable hierarchical_memory_limit nothing tells the limit.
+    t.cgroup_file("/sys/fs/cgroup/memory/app", "memory.stat", "cache 0\ntotal_inactive_file 0\n");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, None);
+    assert!(l.limit_unknown && !l.limit_maybe_hidden, "{l:#?}");
+    assert_unknown_in_reports(&t, "/sys/fs/cgroup/memory/app/memory.limit_in_bytes");
+}
+
+#[test]
+fn v1_unparseable_ancestor_limit_is_unknown() {
+    let t = v1_host_tree("/pod/app");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", "invalid\n");
+    t.v1_dir("/sys/fs/cgroup/memory/pod/app", &(512 * MIB).to_string());
+    t.cgroup_file("/sys/fs/cgroup/memory/pod/app", "memory.stat", "cache 0\ntotal_inactive_file 0\n");
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(512 * MIB));
+    assert!(l.limit_unknown);
+    assert_unknown_in_reports(&t, "/sys/fs/cgroup/memory/pod/memory.limit_in_bytes");
+}
+
+#[test]
+fn v1_hierarchical_memory_limit_resolves_an_unreadable_limit_file() {
+    // The kernel's own summary covers every level, the unreadable one included.
+    let t = v1_host_tree("/pod/app");
+    t.v1_dir("/sys/fs/cgroup/memory", V1_UNLIMITED).v1_dir("/sys/fs/cgroup/memory/pod", "invalid\n");
+    t.v1_dir("/sys/fs/cgroup/memory/pod/app", &GIB.to_string());
+    t.cgroup_file(
+        "/sys/fs/cgroup/memory/pod/app",
+        "memory.stat",
+        &format!("total_inactive_file 0\nhierarchical_memory_limit {}\n", 256 * MIB),
+    );
+    let l = t.detect();
+    assert_eq!(l.limit_bytes, Some(256 * MIB));
+    assert!(!l.limit_unknown, "{l:#?}");
+    assert_eq!(l.limit_unknown_files, ["/sys/fs/cgroup/memory/pod/memory.limit_in_bytes"]);
+    assert_note(&l, "hierarchical_memory_limit (268435456 bytes) gives the limit");
+}
+
+// ------------------------------------------------------------ limit override ----
+
+fn with_override(t: &Tree, bytes: u64) -> Status {
+    t.status_with(&Builder::new().limit_override(bytes).config().expect("config"))
+}
+
+#[test]
+fn override_below_the_detected_limit_applies() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    let s = with_override(&t, 512 * MIB);
+    let l = &s.limits;
+    assert_eq!(l.limit_bytes, Some(512 * MIB));
+    assert_eq!(l.limit_applied, LimitApplied::Override);
+    assert_eq!(l.detected_limit_bytes, Some(GIB));
+    assert_eq!((l.limit_override_bytes, l.limit_override_source), (Some(512 * MIB), Some(OverrideSource::Builder)));
+    assert_eq!(l.limit_cgroup.as_deref(), Some("/app"), "usage is still read where the cgroup limit is");
+    assert_eq!(s.headroom_bytes, Some(512 * MIB - 230 * MIB));
+    assert_eq!(s.budget_soft_limit_bytes, Some((512.0 * MIB as f64 * 0.85) as u64));
+    assert_note(l, "applies: it is below the detected limit");
+    let v = serde_json::to_value(&s).expect("json");
+    assert_eq!(
+        (&v["limit_bytes"], &v["limit_applied"], &v["detected_limit_bytes"], &v["limit_override_source"]),
+        (
+            &serde_json::json!(512 * MIB),
+            &serde_json::json!("override"),
+            &serde_json::json!(GIB),
+            &serde_json::json!("builder")
+        )
+    );
+    let text = memguard::render::status_text(&s, None);
+    assert!(text.contains("limit           512.0 MiB from builder"), "{text}");
+    assert!(
+        text.contains("override        512.0 MiB (builder) applies, lower than the detected 1.0 GiB set by /app"),
+        "{text}"
+    );
+}
+
+#[test]
+fn override_above_the_detected_limit_is_ignored() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    for bytes in [2 * GIB, GIB] {
+        let s = with_override(&t, bytes);
+        let l = &s.limits;
+        assert_eq!((l.limit_bytes, l.limit_applied), (Some(GIB), LimitApplied::Cgroup), "override {bytes}");
+        assert_eq!(l.limit_override_bytes, Some(bytes));
+        assert_note(l, "is not below the detected limit");
+        let text = memguard::render::status_text(&s, None);
+        assert!(text.contains("limit           1.0 GiB set by /app"), "{text}");
+        assert!(text.contains("ignored: the detected 1.0 GiB set by /app is lower"), "{text}");
+    }
+}
+
+#[test]
+fn override_restores_a_limit_hidden_above_the_namespace_root() {
+    let t = Tree::new();
+    t.proc_cgroup("0::/\n");
+    t.mountinfo(&["29 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime - cgroup2 cgroup2 rw"]);
+    t.v2_dir("/sys/fs/cgroup", "max\n");
+    let s = with_override(&t, 768 * MIB);
+    let l = &s.limits;
+    assert!(l.limit_maybe_hidden, "detection still says a limit may be hidden");
+    assert_eq!(
+        (l.limit_bytes, l.limit_applied, l.detected_limit_bytes),
+        (Some(768 * MIB), LimitApplied::Override, None)
+    );
+    assert_eq!(s.headroom_bytes, Some(768 * MIB - 230 * MIB), "usage at the process's own cgroup");
+    assert_note(l, "one may be hidden above the cgroup namespace root");
+    let text = memguard::render::status_text(&s, None);
+    assert!(text.contains("limit           768.0 MiB from builder"), "{text}");
+    assert!(!text.contains("none visible"), "{text}");
+}
+
+#[test]
+fn override_gives_a_known_limit_when_the_cgroup_limit_is_unknown() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", "invalid\n");
+    let s = with_override(&t, 512 * MIB);
+    assert_eq!((s.limits.limit_bytes, s.limits.limit_applied), (Some(512 * MIB), LimitApplied::Override));
+    assert!(s.limits.limit_unknown, "the detection fact stays");
+    let text = memguard::render::status_text(&s, None);
+    assert!(
+        text.contains("applies: the cgroup limit is unknown (/sys/fs/cgroup/app/memory.max could not be read)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn override_without_any_cgroup_limit_and_above_host_memory() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", "max\n");
+    let s = with_override(&t, GIB);
+    assert_eq!((s.limits.limit_bytes, s.limits.limit_applied), (Some(GIB), LimitApplied::Override));
+    // A limit at or above host memory can never bind: ignored, like such a cgroup limit.
+    let s = with_override(&t, 32 * GIB);
+    assert_eq!((s.limits.limit_bytes, s.limits.limit_applied), (None, LimitApplied::None));
+    assert_note(&s.limits, "not below host memory");
+}
+
+#[test]
+fn with_override_is_idempotent_and_none_restores_the_detected_limit() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    let detected = t.detect();
+    let once = detected.clone().with_override(Some(LimitOverride::from_env(512 * MIB)));
+    let twice = once.clone().with_override(Some(LimitOverride::from_env(512 * MIB)));
+    assert_eq!(once, twice, "re-applying after each re-detection must not stack notes");
+    assert_eq!(once.limit_override_source, Some(OverrideSource::Env));
+    assert_eq!(twice.with_override(None), detected);
 }
 
 #[test]
@@ -517,7 +741,7 @@ fn missing_proc_cgroup_means_no_cgroup() {
     assert_eq!(l.cgroup, CgroupVersion::None);
     assert_eq!(l.host_total_bytes, Some(HOST_KB * 1024));
     assert_note(&l, "host memory is the only limit");
-    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let s = t.status();
     assert_eq!(s.usage_bytes, Some(HOST_KB / 2 * 1024));
 }
 
@@ -556,7 +780,7 @@ fn oom_score_adj_gives_qos_class() {
 fn status_json_has_the_documented_fields() {
     let t = v2_tree("/app");
     t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
-    let s = Detector::new().with_root(t.root()).status().expect("status");
+    let s = t.status();
     let v = serde_json::to_value(&s).expect("json");
     for key in [
         "cgroup",
@@ -564,6 +788,16 @@ fn status_json_has_the_documented_fields() {
         "limit_bytes",
         "limit_cgroup",
         "limit_maybe_hidden",
+        "limit_applied",
+        "detected_limit_bytes",
+        "limit_unknown",
+        "limit_unknown_files",
+        "limit_override_bytes",
+        "limit_override_source",
+        "level",
+        "warn_bytes",
+        "critical_bytes",
+        "budget_soft_limit_bytes",
         "high_bytes",
         "swap_limit_bytes",
         "usage_bytes",
@@ -577,4 +811,30 @@ fn status_json_has_the_documented_fields() {
     }
     assert_eq!(v["cgroup"], "v2");
     assert_eq!(v["limit_bytes"], GIB);
+    assert_eq!(v["limit_applied"], "cgroup");
+    assert_eq!(v["limit_unknown"], false);
+    assert_eq!(v["level"], "normal");
+}
+
+#[test]
+fn status_is_judged_with_the_configuration() {
+    // Working set 250 MiB of a 1 GiB limit: 0.244.
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    assert_eq!(t.status().level, memguard::Level::Normal);
+    let cfg = Builder::new().warn(0.2).critical(0.3).soft_limit(0.5).psi(false).config().expect("config");
+    let s = t.status_with(&cfg);
+    assert_eq!(s.level, memguard::Level::Warning);
+    assert_eq!((s.warn_bytes, s.critical_bytes), (Some((GIB as f64 * 0.2) as u64), Some((GIB as f64 * 0.3) as u64)));
+    assert_eq!(s.budget_soft_limit_bytes, Some(GIB / 2));
+    let psi = s.sources.iter().find(|x| x.name == "psi").expect("psi listed");
+    assert!(!psi.armed && psi.detail.as_deref() == Some("disabled by configuration"), "{psi:?}");
+    let prom = memguard::render::status_prometheus(&s);
+    assert!(prom.contains("\nmemguard_level 1\n"), "{prom}");
+    assert!(prom.contains(&format!("\nmemguard_soft_limit_bytes {}\n", GIB / 2)), "{prom}");
+    // Node mode: without a limit the level is host memory against MemTotal - eviction threshold.
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", "max\n");
+    let cfg = Builder::new().eviction_threshold(HOST_KB * 1024 / 2 - (1 << 20)).config().expect("config");
+    assert_eq!(t.status_with(&cfg).level, memguard::Level::Critical, "half the host used, eviction at half");
 }

@@ -1,7 +1,7 @@
 //! Every parser on random and mutated input: no panic, and invariants hold. A fast, always-on
 //! complement to the coverage-guided `cargo fuzz` targets in `memguard/fuzz/`.
 
-use memguard::parse::{meminfo, memory_stat, mountinfo, oom_score_adj, proc_cgroup, value};
+use memguard::parse::{meminfo, memory_stat, mountinfo, oom_score_adj, proc_cgroup, quantity, setting, value};
 
 /// Small deterministic xorshift generator (no dependency, reproducible failures).
 struct Rng(u64);
@@ -28,9 +28,14 @@ const SEEDS: &[&str] = &[
     "max\n",
     "9223372036854771712\n",
     "-997\n",
+    "1.5Gi",
+    "128974848000m",
+    "129e6",
+    "1.5s",
+    "250ms",
 ];
 
-const ALPHABET: &[u8] = b"0123456789:/-\\ \n,=abcmx\t.\xff";
+const ALPHABET: &[u8] = b"0123456789:/-\\ \n,=abcmx\t.\xffeEGiMks+";
 
 fn mutate(rng: &mut Rng, seed: &str) -> String {
     let mut bytes = seed.as_bytes().to_vec();
@@ -79,6 +84,11 @@ fn parsers_never_panic_on_mutated_input() {
         if let Ok(v) = oom_score_adj::parse(&text) {
             assert!((-1000..=1000).contains(&v));
         }
+        let _ = quantity::parse_bytes(&text);
+        let _ = setting::parse_duration(&text);
+        let _ = setting::parse_bool(&text);
+        let _ = setting::parse_fraction(&text);
+        let _ = setting::parse_count(&text);
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use memguard_benches::e2e::cgroup::{Hierarchy, Version, Workspace};
-use memguard_benches::e2e::idle::{self, IdleResult};
+use memguard_benches::e2e::idle::{self, CliIdleResult, IdleResult};
 use memguard_benches::e2e::latency::{self, SourceResult};
 use memguard_benches::e2e::stats::Summary;
 use memguard_benches::e2e::{Environment, MIB};
@@ -43,13 +43,17 @@ struct Cli {
     /// Directory for the v1 PSI stall generator's scratch file (up to 256 MiB; a real disk).
     #[arg(long, global = true)]
     scratch_dir: Option<PathBuf>,
+    /// The `memguard` CLI whose `watch` idle cost is measured (default: `memguard` next to
+    /// this binary, i.e. `target/release/memguard`).
+    #[arg(long, global = true, value_name = "PATH")]
+    memguard_bin: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     /// Notification → callback latency for every source this kernel offers.
     Latency,
-    /// The watcher's CPU use while idle.
+    /// The watcher's CPU use while idle: in process, and the `memguard watch` CLI per thread.
     Idle,
     /// Both.
     All,
@@ -67,6 +71,7 @@ struct Report {
     environment: Environment,
     latency: Vec<SourceResult>,
     idle: Option<IdleResult>,
+    idle_cli: Option<CliIdleResult>,
     failures: Vec<Failure>,
 }
 
@@ -114,6 +119,17 @@ fn measure(ws: &Workspace, cli: &Cli, report: &mut Report) {
         match idle::run(ws, Duration::from_secs(cli.idle_secs)) {
             Ok(r) => report.idle = Some(r),
             Err(e) => report.failures.push(Failure { measurement: "idle".into(), error: e.to_string() }),
+        }
+        let bin = cli.memguard_bin.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("memguard")))
+                .unwrap_or_else(|| PathBuf::from("memguard"))
+        });
+        progress(&format!("idle: `{} watch`, {} s ...", bin.display(), cli.idle_secs));
+        match idle::cli_watch(ws, Duration::from_secs(cli.idle_secs), &bin) {
+            Ok(r) => report.idle_cli = Some(r),
+            Err(e) => report.failures.push(Failure { measurement: "idle-cli".into(), error: e.to_string() }),
         }
     }
 }
@@ -214,6 +230,28 @@ fn table(r: &Report) -> String {
         let names: Vec<&str> = i.armed.iter().filter_map(|a| a.split(':').next()).collect();
         outln!(o, "  armed: {}", names.join(", "));
     }
+    if let Some(c) = &r.idle_cli {
+        outln!(
+            o,
+            "\nidle `{} watch` {:.1} s, limit {} MiB: {:.4}% of one core (per thread, /proc/<pid>/task/*/schedstat; exit {:.1} ms after SIGTERM)",
+            c.binary,
+            c.seconds,
+            c.limit_bytes / MIB,
+            c.percent_of_one_core,
+            c.exit_after_sigterm_ms
+        );
+        for t in &c.threads {
+            outln!(
+                o,
+                "  {:<16} tid {:<8} {:>8.3} ms CPU = {:.4}% of one core, {} wake-ups",
+                t.name,
+                t.tid,
+                t.cpu_ms,
+                t.percent_of_one_core,
+                t.wakeups
+            );
+        }
+    }
     for f in &r.failures {
         outln!(o, "\nNOT MEASURED {}: {}", f.measurement, f.error);
     }
@@ -237,7 +275,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = Report { environment, latency: Vec::new(), idle: None, failures: Vec::new() };
+    let mut report = Report { environment, latency: Vec::new(), idle: None, idle_cli: None, failures: Vec::new() };
     measure(&ws, &cli, &mut report);
     drop(ws);
     if cli.json {

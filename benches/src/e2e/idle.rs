@@ -174,6 +174,141 @@ pub fn run(ws: &Workspace, duration: Duration) -> Result<IdleResult> {
     })
 }
 
+/// One thread of the `memguard watch` process while idle.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadCpu {
+    /// Kernel thread id.
+    pub tid: i32,
+    /// `comm` (`memguard` for the main thread, `memguard-reacto`, `memguard-dispat`, ...).
+    pub name: String,
+    /// CPU time over the measurement, ms (`/proc/<pid>/task/<tid>/schedstat`, nanoseconds).
+    pub cpu_ms: f64,
+    /// The same as a percentage of one core over the wall time.
+    pub percent_of_one_core: f64,
+    /// Times the thread was scheduled in (the schedstat timeslice count): its wake-ups.
+    pub wakeups: u64,
+}
+
+/// Idle cost of the `memguard watch` CLI process, thread by thread.
+#[derive(Debug, Clone, Serialize)]
+pub struct CliIdleResult {
+    /// The binary measured.
+    pub binary: String,
+    /// Wall time measured, seconds.
+    pub seconds: f64,
+    /// The bench cgroup's limit.
+    pub limit_bytes: u64,
+    /// Every thread of the process (threads that exited during the measurement are left out).
+    pub threads: Vec<ThreadCpu>,
+    /// The whole process, % of one core.
+    pub percent_of_one_core: f64,
+    /// Time from SIGTERM to the process's exit, ms.
+    pub exit_after_sigterm_ms: f64,
+}
+
+/// `(sum_exec_runtime ns, timeslices)` of every thread of `pid`, with its name, from
+/// `/proc/<pid>/task/*/schedstat` (nanoseconds: the scheduler's own accounting, unlike the
+/// 10 ms ticks of `stat`).
+fn schedstat(pid: u32) -> Result<Vec<(i32, String, u64, u64)>> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error(format!("{dir}: {e}")))?;
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("schedstat")) else { continue };
+        let f: Vec<u64> = stat.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let (Some(&run), Some(&slices)) = (f.first(), f.get(2)) else { continue };
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default().trim_end().to_owned();
+        out.push((tid, name, run, slices));
+    }
+    if out.is_empty() {
+        bail!("{dir}: no readable schedstat (CONFIG_SCHEDSTATS / task_delay_acct missing?)");
+    }
+    Ok(out)
+}
+
+/// Run `binary watch` (the CLI, with every source armed) in a leaf with a 2 GiB limit for
+/// `duration` after a one-second warm-up, and measure each of its threads; then stop it with
+/// SIGTERM and time its exit.
+///
+/// # Errors
+/// The cgroup cannot be set up, the binary cannot be started, or exits early.
+pub fn cli_watch(ws: &Workspace, duration: Duration, binary: &std::path::Path) -> Result<CliIdleResult> {
+    const LIMIT: u64 = 2 << 30;
+    if !binary.exists() {
+        bail!("{} not found (cargo build --release -p memguard)", binary.display());
+    }
+    let mut cg = ws.leaf("idle-cli", LIMIT)?;
+    // The child inherits this process's cgroup at fork: enter, spawn, leave.
+    cg.enter()?;
+    let spawned = std::process::Command::new(binary)
+        .arg("watch")
+        .env_remove("MEMGUARD_ROOT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    cg.leave()?;
+    let mut child = spawned.map_err(|e| Error(format!("cannot start {}: {e}", binary.display())))?;
+    let pid = child.id();
+    let result = (|| {
+        std::thread::sleep(Duration::from_secs(1)); // start-up is not idle
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{} watch exited during start-up: {status}", binary.display());
+        }
+        let before = schedstat(pid)?;
+        let t0 = Instant::now();
+        std::thread::sleep(duration);
+        let after = schedstat(pid)?;
+        let wall = t0.elapsed().as_secs_f64();
+        #[allow(clippy::cast_precision_loss)]
+        let threads: Vec<ThreadCpu> = after
+            .iter()
+            .filter_map(|(tid, name, run, slices)| {
+                let (_, _, run0, slices0) = before.iter().find(|b| b.0 == *tid)?;
+                let cpu_ms = run.saturating_sub(*run0) as f64 / 1e6;
+                Some(ThreadCpu {
+                    tid: *tid,
+                    name: name.clone(),
+                    cpu_ms,
+                    percent_of_one_core: cpu_ms / 1e3 / wall * 100.0,
+                    wakeups: slices.saturating_sub(*slices0),
+                })
+            })
+            .collect();
+        let total: f64 = threads.iter().map(|t| t.cpu_ms).sum();
+        Ok((wall, threads, total / 1e3 / wall * 100.0))
+    })();
+    // SAFETY: kill(2) on our own child's pid.
+    let t_kill = Instant::now();
+    unsafe {
+        libc::kill(i32::try_from(pid).unwrap_or(i32::MAX), libc::SIGTERM);
+    }
+    let deadline = t_kill + Duration::from_secs(5);
+    let exit_ms = loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break t_kill.elapsed().as_secs_f64() * 1e3,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                drop(cg);
+                bail!("{} watch did not exit within 5 s of SIGTERM", binary.display());
+            }
+        }
+    };
+    drop(cg);
+    let (seconds, threads, percent) = result?;
+    Ok(CliIdleResult {
+        binary: binary.display().to_string(),
+        seconds,
+        limit_bytes: LIMIT,
+        threads,
+        percent_of_one_core: percent,
+        exit_after_sigterm_ms: exit_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

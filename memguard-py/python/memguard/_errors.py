@@ -48,7 +48,20 @@ class ProcUnavailableError(MemguardOSError):
 
 
 class ConfigError(MemguardError, ValueError):
-    """A configuration value is out of range (thresholds, soft limit, intervals, ``MEMGUARD_*``)."""
+    """A configuration value does not parse or is out of range (thresholds, soft limit,
+    durations, sizes, ``MEMGUARD_*`` variables).
+
+    Attributes:
+        setting: the setting, named as the ``Guard`` keyword / Rust builder method
+            (``"redetect_interval"``, ``"warn"``, ``"limit_override"``, ...).
+        env_var: the ``MEMGUARD_*`` variable the value came from, or ``None`` when it was
+            passed in code.
+        value: the offending value (the variable's text, or the value passed).
+    """
+
+    setting: Optional[str] = None
+    env_var: Optional[str] = None
+    value: Optional[str] = None
 
 
 class MalformedFileError(MemguardError, ValueError):

@@ -222,6 +222,9 @@ class Guard:
         malloc_trim: return freed heap to the OS after shedding (True).
         trim_interval: minimum seconds between two ``malloc_trim`` calls (10.0).
         redetect_interval: seconds between re-detections of the limit (10.0).
+        limit_override: the operator's limit in bytes (``MEMGUARD_LIMIT``; none): the lower of
+            it and the detected limit applies.
+        queue_capacity: events kept for :meth:`next_event` before the oldest are dropped (1024).
         from_env: read ``MEMGUARD_*`` for settings left to ``None`` (True).
 
     Raises:
@@ -261,6 +264,8 @@ class Guard:
         malloc_trim: Optional[bool] = None,
         trim_interval: Optional[float] = None,
         redetect_interval: Optional[float] = None,
+        limit_override: Optional[int] = None,
+        queue_capacity: Optional[int] = None,
         from_env: bool = True,
     ) -> None:
         self._callbacks: Dict[int, Callable[..., Any]] = {}
@@ -286,6 +291,8 @@ class Guard:
             malloc_trim=malloc_trim,
             trim_interval=trim_interval,
             redetect_interval=redetect_interval,
+            limit_override=limit_override,
+            queue_capacity=queue_capacity,
             from_env=from_env,
         )
         _guards.add(self)
@@ -560,19 +567,24 @@ class Guard:
             return "<memguard.Guard closed>"
 
 
-def status(root: Optional[PathLike] = None, pid: Optional[int] = None, probe_psi: bool = False) -> "Status":
-    """A one-shot report, like ``memguard status``: the limits detection finds, usage at the
-    process's cgroup and at the limiting cgroup, host memory, and the event sources a guard
-    would arm here. ``root`` reads the kernel's files under a prefix (default
-    ``$MEMGUARD_ROOT``, else ``/``); ``pid`` reports on another process.
+def status(
+    root: Optional[PathLike] = None, pid: Optional[int] = None, probe_psi: bool = False, from_env: bool = True
+) -> "Status":
+    """A one-shot report, like ``memguard status``: the limits detection finds (with the
+    ``MEMGUARD_LIMIT`` override applied), usage at the process's cgroup and at the limiting
+    cgroup, host memory, the level the configured thresholds give, and the event sources a
+    guard would arm here. ``root`` reads the kernel's files under a prefix (default
+    ``$MEMGUARD_ROOT``, else ``/``); ``pid`` reports on another process; ``from_env=False``
+    ignores the ``MEMGUARD_*`` variables.
 
     Raises:
+        ConfigError: a ``MEMGUARD_*`` variable does not parse or is out of range.
         ProcUnavailableError: ``/proc`` cannot be read.
         MemguardOSError: the ``pid`` asked for does not exist.
     """
     from ._types import Status
 
-    raw = _memguard.status(os.fspath(root) if root is not None else None, pid, probe_psi)
+    raw = _memguard.status(os.fspath(root) if root is not None else None, pid, probe_psi, from_env)
     return Status._from_dict(raw)
 
 

@@ -60,7 +60,9 @@ class Level(enum.IntEnum):
 
 
 class EventKind(str, enum.Enum):
-    """The kinds of :class:`Event` (equal to their JSON ``kind`` string)."""
+    """The kinds of :class:`Event` (equal to their JSON ``kind`` string; the same names as the
+    core's ``EventKind::NAMES``, exported as ``memguard._memguard.EVENT_KINDS`` — a test keeps
+    the two equal)."""
 
     HIGH = "high"
     """v2 ``memory.events`` ``high``: usage went over ``memory.high`` (``count``, ``delta``)."""
@@ -103,11 +105,24 @@ class Limits:
     cgroup_dir: Optional[str]
     mount_point: Optional[str]
     limit_bytes: Optional[int]
-    """The effective hard limit (lowest up the hierarchy); ``None`` when none is set."""
+    """The effective hard limit: the lowest of the detected limit and the override; ``None``
+    when neither is known (check ``limit_maybe_hidden`` and ``limit_unknown`` first)."""
+    limit_applied: str
+    """What ``limit_bytes`` is: ``"cgroup"`` (detected), ``"override"`` or ``"none"``."""
+    detected_limit_bytes: Optional[int]
+    """The limit detection found (lowest up the hierarchy)."""
     limit_cgroup: Optional[str]
     limit_dir: Optional[str]
     limit_maybe_hidden: bool
     """A tighter limit may exist above the visible cgroup root: never silently "unlimited"."""
+    limit_unknown: bool
+    """A limit file exists but could not be read or parsed: the limit is unknown, not absent."""
+    limit_unknown_files: Tuple[str, ...]
+    """The limit files that could not be read or parsed."""
+    limit_override_bytes: Optional[int]
+    """The operator's override (``MEMGUARD_LIMIT`` or ``Guard(limit_override=...)``)."""
+    limit_override_source: Optional[str]
+    """``"MEMGUARD_LIMIT"`` or ``"builder"``."""
     high_bytes: Optional[int]
     high_cgroup: Optional[str]
     swap_limit_bytes: Optional[int]
@@ -125,9 +140,15 @@ class Limits:
             cgroup_dir=d.get("cgroup_dir"),
             mount_point=d.get("mount_point"),
             limit_bytes=d.get("limit_bytes"),
+            limit_applied=d.get("limit_applied", "none"),
+            detected_limit_bytes=d.get("detected_limit_bytes"),
             limit_cgroup=d.get("limit_cgroup"),
             limit_dir=d.get("limit_dir"),
             limit_maybe_hidden=bool(d.get("limit_maybe_hidden", False)),
+            limit_unknown=bool(d.get("limit_unknown", False)),
+            limit_unknown_files=tuple(d.get("limit_unknown_files") or ()),
+            limit_override_bytes=d.get("limit_override_bytes"),
+            limit_override_source=d.get("limit_override_source"),
             high_bytes=d.get("high_bytes"),
             high_cgroup=d.get("high_cgroup"),
             swap_limit_bytes=d.get("swap_limit_bytes"),
@@ -140,7 +161,8 @@ class Limits:
 
     @property
     def effective_bytes(self) -> Optional[int]:
-        """The limit that bounds the process in practice: the cgroup limit, else host memory."""
+        """The limit that bounds the process in practice: the cgroup limit (or the override),
+        else host memory."""
         return self.limit_bytes if self.limit_bytes is not None else self.host_total_bytes
 
 
@@ -171,12 +193,24 @@ class Status:
     limit_usage_bytes: Optional[int]
     """Usage at the cgroup that sets the limit."""
     limit_working_set_bytes: Optional[int]
-    """Working set at the cgroup that sets the limit (what the OOM killer compares)."""
+    """Working set at the cgroup that sets the limit (the kubelet's eviction number)."""
     headroom_bytes: Optional[int]
+    """``limit_bytes - limit_unreclaimable_bytes``."""
     used_fraction: Optional[float]
+    """``limit_unreclaimable_bytes / limit_bytes``: what the thresholds apply to."""
     host_available_bytes: Optional[int]
+    level: Level
+    """The level this one sample gives with the configured thresholds."""
+    warn_bytes: Optional[int]
+    critical_bytes: Optional[int]
+    budget_soft_limit_bytes: Optional[int]
+    """The soft-limit budget's limit in bytes (``soft_limit`` fraction of the effective limit)."""
     sources: Tuple[SourceStatus, ...]
     _raw: Mapping[str, Any] = field(repr=False, compare=False)
+    unreclaimable_bytes: Optional[int] = None
+    """Memory reclaim cannot free (usage minus clean page cache), of the process's own cgroup."""
+    limit_unreclaimable_bytes: Optional[int] = None
+    """The pressure measure at the cgroup that sets the limit: what the levels compare."""
 
     @classmethod
     def _from_dict(cls, d: Dict[str, Any]) -> "Status":
@@ -191,8 +225,14 @@ class Status:
             headroom_bytes=d.get("headroom_bytes"),
             used_fraction=d.get("used_fraction"),
             host_available_bytes=d.get("host_available_bytes"),
+            level=_level(d.get("level", "normal")),
+            warn_bytes=d.get("warn_bytes"),
+            critical_bytes=d.get("critical_bytes"),
+            budget_soft_limit_bytes=d.get("budget_soft_limit_bytes"),
             sources=tuple(SourceStatus._from_dict(s) for s in d.get("sources") or ()),
             _raw=d,
+            unreclaimable_bytes=d.get("unreclaimable_bytes"),
+            limit_unreclaimable_bytes=d.get("limit_unreclaimable_bytes"),
         )
 
     @property

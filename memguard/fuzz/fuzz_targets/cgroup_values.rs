@@ -1,7 +1,7 @@
 #![no_main]
-//! Single-value and key-value cgroup/proc files: never panic.
+//! Single-value and key-value cgroup/proc files, and MEMGUARD_* values: never panic.
 use libfuzzer_sys::fuzz_target;
-use memguard::parse::{meminfo, memory_stat, oom_score_adj, value};
+use memguard::parse::{meminfo, memory_stat, oom_score_adj, quantity, setting, value};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -10,4 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let _ = memory_stat::parse(&text).inactive_file();
     let _ = meminfo::parse(&text);
     let _ = oom_score_adj::parse(&text);
+    let _ = quantity::parse_bytes(&text);
+    let _ = setting::parse_duration(&text);
+    let _ = setting::parse_bool(&text);
+    let _ = setting::parse_fraction(&text);
+    let _ = setting::parse_count(&text);
 });

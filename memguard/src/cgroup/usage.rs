@@ -16,13 +16,14 @@ pub fn read_usage(fs: &FsRoot, files: &MemoryFiles, dir: &str) -> Result<Usage> 
     let usage_path = format!("{dir}/{}", files.usage);
     let usage_bytes =
         value::parse_u64(&fs.read(&usage_path)?).map_err(|r| Error::malformed(fs.path(&usage_path), r))?;
-    let inactive_file_bytes =
-        fs.read(format!("{dir}/{}", files.stat)).ok().and_then(|t| memory_stat::parse(&t).inactive_file());
+    let stat = fs.read(format!("{dir}/{}", files.stat)).ok().map(|t| memory_stat::ReclaimStat::scan(&t));
+    let inactive_file_bytes = stat.and_then(|s| s.inactive_file);
     let peak_bytes = fs.read(format!("{dir}/{}", files.peak)).ok().and_then(|t| value::parse_u64(&t).ok());
     Ok(Usage {
         source: UsageSource::Cgroup(dir.to_owned()),
         usage_bytes,
         working_set_bytes: usage_bytes.saturating_sub(inactive_file_bytes.unwrap_or(0)),
+        unreclaimable_bytes: stat.map_or(usage_bytes, |s| s.unreclaimable(usage_bytes)),
         inactive_file_bytes,
         peak_bytes,
     })
@@ -35,6 +36,7 @@ pub fn host_usage(meminfo: &MemInfo) -> Option<Usage> {
         source: UsageSource::Host,
         usage_bytes: used,
         working_set_bytes: used,
+        unreclaimable_bytes: used,
         inactive_file_bytes: None,
         peak_bytes: None,
     })

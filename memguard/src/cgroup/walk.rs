@@ -27,21 +27,39 @@ pub fn levels(loc: &Location) -> Vec<Level> {
         .collect()
 }
 
-/// The lowest limit in `file` along `levels`: `(bytes, index into levels)`.
+/// The lowest limit in a file along the walk (see [`lowest_limit`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lowest {
+    /// `(bytes, index into levels)` of the lowest readable limit, if any.
+    pub at: Option<(u64, usize)>,
+    /// Files that exist but could not be read or parsed (directories on this host + file name):
+    /// the true lowest limit may be below `at`, or exist where `at` is `None`.
+    pub unreadable: Vec<String>,
+}
+
+/// The lowest limit in `file` along `levels`.
 ///
 /// Missing files are skipped silently (the root cgroup has no limit files); unreadable or
-/// malformed files, and limits at or above `ceiling` (host memory: such a limit can never
-/// bind), are skipped with a note. On a tie the level nearest the process wins.
+/// malformed files are listed in [`Lowest::unreadable`] and noted, limits at or above
+/// `ceiling` (host memory: such a limit can never bind) are skipped with a note. On a tie the
+/// level nearest the process wins.
 pub fn lowest_limit(
     fs: &FsRoot,
     levels: &[Level],
     file: &str,
     ceiling: Option<u64>,
     notes: &mut Vec<String>,
-) -> Option<(u64, usize)> {
-    let mut best: Option<(u64, usize)> = None;
+) -> Lowest {
+    let mut out = Lowest::default();
     for (i, level) in levels.iter().enumerate() {
-        let Some(bytes) = read_limit(fs, &level.dir, file, notes) else { continue };
+        let bytes = match read_limit(fs, &level.dir, file, notes) {
+            LimitRead::Bytes(b) => b,
+            LimitRead::Unlimited => continue,
+            LimitRead::Unreadable(path) => {
+                out.unreadable.push(path);
+                continue;
+            }
+        };
         if let Some(c) = ceiling {
             if bytes >= c {
                 notes.push(format!(
@@ -51,29 +69,40 @@ pub fn lowest_limit(
                 continue;
             }
         }
-        if best.map_or(true, |(b, _)| bytes < b) {
-            best = Some((bytes, i));
+        if out.at.map_or(true, |(b, _)| bytes < b) {
+            out.at = Some((bytes, i));
         }
     }
-    best
+    out
 }
 
-/// Read one limit file; `None` for unlimited, missing, unreadable (noted) or malformed (noted).
-pub fn read_limit(fs: &FsRoot, dir: &str, file: &str, notes: &mut Vec<String>) -> Option<u64> {
+/// One limit file, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitRead {
+    /// A limit in bytes.
+    Bytes(u64),
+    /// No limit: `max` or the v1 sentinel, or no such file.
+    Unlimited,
+    /// The file exists but could not be read or parsed (noted): its path on this host.
+    Unreadable(String),
+}
+
+/// Read one limit file (unreadable and malformed files are noted).
+pub fn read_limit(fs: &FsRoot, dir: &str, file: &str, notes: &mut Vec<String>) -> LimitRead {
     let path = format!("{dir}/{file}");
     match fs.read(&path) {
         Ok(text) => match parse_limit(&text) {
-            Ok(LimitValue::Bytes(b)) => Some(b),
-            Ok(LimitValue::Unlimited) => None,
+            Ok(LimitValue::Bytes(b)) => LimitRead::Bytes(b),
+            Ok(LimitValue::Unlimited) => LimitRead::Unlimited,
             Err(reason) => {
                 notes.push(Error::malformed(fs.path(&path), reason).to_string());
-                None
+                LimitRead::Unreadable(path)
             }
         },
-        Err(e) if e.is_not_found() => None,
+        Err(e) if e.is_not_found() => LimitRead::Unlimited,
         Err(e) => {
             notes.push(e.to_string());
-            None
+            LimitRead::Unreadable(path)
         }
     }
 }

@@ -83,10 +83,14 @@ impl ReclaimStat {
     }
 
     /// Clean page cache on the file LRU lists: what reclaim can drop without writing anything
-    /// (`active_file + inactive_file - dirty - writeback`). `None` without the LRU fields.
-    /// Shared memory and tmpfs live on the anonymous lists and are never counted here.
+    /// (`active_file + inactive_file - dirty - writeback`; a missing list counts as 0). `None`
+    /// without either LRU field. Shared memory and tmpfs live on the anonymous lists and are
+    /// never counted here.
     pub fn clean_file_cache(&self) -> Option<u64> {
-        let lru = self.active_file?.saturating_add(self.inactive_file?);
+        if self.active_file.is_none() && self.inactive_file.is_none() {
+            return None;
+        }
+        let lru = self.active_file.unwrap_or(0).saturating_add(self.inactive_file.unwrap_or(0));
         let unclean = self.dirty.unwrap_or(0).saturating_add(self.writeback.unwrap_or(0));
         Some(lru.saturating_sub(unclean))
     }

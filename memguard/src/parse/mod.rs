@@ -1,4 +1,5 @@
-//! Pure parsers for the kernel files memguard reads: text in, typed values out.
+//! Pure parsers for the kernel files memguard reads, and for the values of its `MEMGUARD_*`
+//! variables ([`quantity`], [`setting`]): text in, typed values out.
 //!
 //! No parser touches the filesystem and none panics, whatever the input (each has a
 //! `cargo fuzz` target in `memguard/fuzz/` and a smoke test of random input in the test suite).
@@ -10,6 +11,8 @@ pub mod memory_stat;
 pub mod mountinfo;
 pub mod oom_score_adj;
 pub mod proc_cgroup;
+pub mod quantity;
+pub mod setting;
 pub mod value;
 
 /// A line a lenient parser skipped, and why.

@@ -126,7 +126,23 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    /// A short stable name (`"oom_kill"`, `"level_changed"`, ...), used in metrics.
+    /// Every [`name`](Self::name), in declaration order: what bindings list as kinds.
+    pub const NAMES: &'static [&'static str] = &[
+        "high",
+        "max",
+        "oom",
+        "oom_kill",
+        "psi",
+        "vm_pressure",
+        "threshold",
+        "limit_changed",
+        "cgroup_removed",
+        "level_changed",
+    ];
+
+    /// A short stable name (`"oom_kill"`, `"level_changed"`, ...): the JSON `kind` of the
+    /// event, the `kind` label of `memguard_events_total` and the key of
+    /// [`Snapshot::events_total`](crate::watch::Snapshot::events_total).
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::High { .. } => "high",
@@ -134,7 +150,7 @@ impl EventKind {
             EventKind::Oom { .. } => "oom",
             EventKind::OomKill { .. } => "oom_kill",
             EventKind::Psi { .. } => "psi",
-            EventKind::VmPressure { .. } => "vmpressure",
+            EventKind::VmPressure { .. } => "vm_pressure",
             EventKind::Threshold { .. } => "threshold",
             EventKind::LimitChanged { .. } => "limit_changed",
             EventKind::CgroupRemoved { .. } => "cgroup_removed",
@@ -175,4 +191,32 @@ pub struct Event {
     pub unreclaimable_bytes: Option<u64>,
     /// The effective limit in force.
     pub limit_bytes: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One name per kind: `name()`, the serialised `kind` and `NAMES` agree.
+    #[test]
+    fn kind_names_come_from_one_place() {
+        let kinds = [
+            EventKind::High { count: 1, delta: 1 },
+            EventKind::Max { count: 1, delta: 1 },
+            EventKind::Oom { count: 1, delta: 1 },
+            EventKind::OomKill { count: 1, delta: 1 },
+            EventKind::Psi { stall: Stall::Some, scope: PsiScope::Cgroup },
+            EventKind::VmPressure { severity: V1Pressure::Medium },
+            EventKind::Threshold { direction: Direction::Up, threshold_bytes: 1 },
+            EventKind::LimitChanged { old: None, new: Some(1) },
+            EventKind::CgroupRemoved { cgroup: "/a".into() },
+            EventKind::LevelChanged { from: Level::Normal, to: Level::Warning },
+        ];
+        let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
+        assert_eq!(names, EventKind::NAMES);
+        for k in &kinds {
+            let v = serde_json::to_value(k).expect("json");
+            assert_eq!(v["kind"], k.name(), "{k:?}");
+        }
+    }
 }

@@ -12,6 +12,7 @@ pub(crate) mod registry;
 pub mod sampler;
 mod shedding;
 pub mod snapshot;
+mod source_status;
 pub mod sources;
 #[cfg(test)]
 mod tests;
@@ -20,3 +21,4 @@ pub use builder::{Builder, Config};
 pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
 pub use guard::{GuardHandle, MemGuard, Subscription};
 pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};
+pub use source_status::SourceStatus;

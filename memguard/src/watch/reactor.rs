@@ -90,14 +90,8 @@ impl Reactor {
         shed_rx: Receiver<SampleNote>,
     ) -> Result<Reactor> {
         let cfg = &shared.config;
-        let mut detector = Detector::new();
-        if let Some(root) = &cfg.root {
-            detector = detector.with_root(root);
-        }
-        if let Some(pid) = cfg.pid {
-            detector = detector.with_pid(pid);
-        }
-        let limits = detector.detect()?;
+        let detector = cfg.detector();
+        let limits = detector.detect()?.with_override(cfg.limit_override);
         let epoll = Epoll::new().map_err(|source| Error::Io { path: "epoll".into(), source })?;
         epoll
             .add(std::os::fd::AsFd::as_fd(&shared.waker), WAKER, crate::sys::IN)
@@ -434,7 +428,7 @@ impl Reactor {
     fn redetect_now(&mut self, pending: &mut Vec<EventKind>, force: bool) {
         self.next_redetect = at_or_far(Instant::now(), self.shared.config.redetect_interval);
         let new = match self.detector.detect() {
-            Ok(l) => l,
+            Ok(l) => l.with_override(self.shared.config.limit_override),
             Err(e) => {
                 tracing::warn!(error = %e, "memguard re-detection failed; watching host memory only");
                 Limits::host_only(self.limits.host_total_bytes)

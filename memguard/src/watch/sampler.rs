@@ -114,10 +114,10 @@ pub struct Sample {
 }
 
 /// The cgroup directory whose usage is compared with the effective limit: the cgroup that
-/// sets the limit; for a limit set out of sight (a v1 `hierarchical_memory_limit` above the
-/// visible root, an operator's override) the top of the visible tree when it has the usage
-/// file (a namespaced container's own cgroup), else the process's own cgroup. `None` without
-/// a limit (node mode).
+/// sets the detected limit (also when an operator's lower override applies to it); for a limit
+/// set out of sight (a v1 `hierarchical_memory_limit` above the visible root, an override where
+/// none is visible) the top of the visible tree when it has the usage file (a namespaced
+/// container's own cgroup), else the process's own cgroup. `None` without a limit (node mode).
 pub(crate) fn watch_dir(limits: &Limits, fs: &FsRoot) -> Option<String> {
     limits.limit_bytes?;
     if let Some(dir) = &limits.limit_dir {
@@ -146,7 +146,10 @@ struct CgroupFiles {
     stat: Option<File>,
     /// The limit file, when the limit is a cgroup's own (checked for changes on each sample).
     limit_file: Option<File>,
+    /// The effective limit (the detected one, or an operator's lower override).
     limit: u64,
+    /// What the limit file held at detection (compared on each sample).
+    detected: Option<u64>,
 }
 
 impl Probe {
@@ -162,6 +165,7 @@ impl Probe {
                     stat: open(dir, files.stat),
                     limit_file: limits.limit_dir.as_deref().and_then(|d| open(d, files.limit)),
                     limit,
+                    detected: limits.detected_limit_bytes,
                 })
             }
             _ => None,
@@ -253,8 +257,7 @@ impl Probe {
             let limit_file_changed = match &cg.limit_file {
                 Some(f) => {
                     Self::pread(&mut self.buf, f)?;
-                    value::parse_limit(&String::from_utf8_lossy(&self.buf)).ok().and_then(|v| v.bytes())
-                        != Some(cg.limit)
+                    value::parse_limit(&String::from_utf8_lossy(&self.buf)).ok().and_then(|v| v.bytes()) != cg.detected
                 }
                 None => false,
             };

@@ -2,7 +2,6 @@
 //! whatever you hang on it, reacts in your container before the OOM killer does. The
 //! real-kernel tests and benches use it as their allocation ramp.
 
-use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -23,11 +22,13 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mult as f64) as u64)
 }
 
-/// `--to`: bytes, or a percentage of the effective limit (`90%`).
+/// `--to`: bytes, or a percentage of the effective limit (`90%`, `MEMGUARD_LIMIT` included).
 fn target(to: &str) -> Result<u64, String> {
     if let Some(pct) = to.trim().strip_suffix('%') {
         let p: f64 = pct.parse().map_err(|_| format!("not a percentage: {to:?}"))?;
-        let limits = memguard::Detector::from_env().detect().map_err(|e| e.to_string())?;
+        // The effective limit as the library sees it: MEMGUARD_* honoured (MEMGUARD_LIMIT too).
+        let config = memguard::watch::Builder::from_env().and_then(|b| b.config()).map_err(|e| e.to_string())?;
+        let limits = config.detector().detect().map_err(|e| e.to_string())?.with_override(config.limit_override);
         let limit = limits.effective_bytes().ok_or("no limit known to take a percentage of")?;
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         return Ok((limit as f64 * p / 100.0) as u64);
@@ -40,11 +41,11 @@ pub fn run(rate: &str, to: &str, chunk: &str, after_ms: u64, hold_secs: Option<u
     let (rate, target, chunk) = match parsed {
         Ok((r, t, c)) if r > 0 && c > 0 => (r, t, c),
         Ok(_) => {
-            eprintln!("memguard alloc: rate and chunk must be positive");
+            crate::output::error("alloc: rate and chunk must be positive");
             return ExitCode::FAILURE;
         }
         Err(e) => {
-            eprintln!("memguard alloc: {e}");
+            crate::output::error(format_args!("alloc: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -67,8 +68,10 @@ pub fn run(rate: &str, to: &str, chunk: &str, after_ms: u64, hold_secs: Option<u
     let secs = start.elapsed().as_secs_f64();
     #[allow(clippy::cast_precision_loss)]
     let achieved = allocated as f64 / secs.max(1e-9);
-    println!("{{\"allocated_bytes\":{allocated},\"seconds\":{secs:.6},\"rate_bytes_per_sec\":{achieved:.0}}}");
-    let _ = std::io::stdout().flush();
+    let report =
+        format!("{{\"allocated_bytes\":{allocated},\"seconds\":{secs:.6},\"rate_bytes_per_sec\":{achieved:.0}}}");
+    // A reader that went away does not stop the hold (the memory is the point).
+    let _ = crate::output::line(&mut std::io::stdout().lock(), &report);
     match hold_secs {
         Some(s) => std::thread::sleep(Duration::from_secs(s)),
         None => loop {

@@ -1,7 +1,7 @@
 //! `memguard`: report the memory limits and usage of the current container.
 
 mod alloc;
-mod report;
+mod output;
 mod watch;
 
 use std::path::PathBuf;
@@ -25,8 +25,16 @@ struct Cli {
 enum Command {
     /// Print the limits and usage that apply to this process (or to --pid).
     ///
-    /// Exits 0 with a report even outside any container; exits 1 with a one-line error only
-    /// when /proc itself (or the process asked for) cannot be read.
+    /// Reports the effective limit (the lowest up the cgroup hierarchy, or MEMGUARD_LIMIT when
+    /// lower), whether a limit may be hidden or is unknown (a limit file that cannot be read),
+    /// usage and working set, the level the configured thresholds give, and the event sources
+    /// the watcher would arm. Honours every MEMGUARD_* variable the library reads (listed
+    /// below); --root and --pid win over MEMGUARD_ROOT and MEMGUARD_PID.
+    ///
+    /// Exit status: 0 with a report, even outside any container (and when the reader of
+    /// stdout goes away); 1 with a one-line error when /proc itself (or the --pid asked for)
+    /// cannot be read; 2 when a MEMGUARD_* variable or an option is invalid.
+    #[command(after_long_help = output::env_help())]
     Status {
         /// Print one JSON object instead of the human-readable report.
         #[arg(long)]
@@ -48,8 +56,11 @@ enum Command {
     /// Stream level changes and kernel events until SIGINT or SIGTERM.
     ///
     /// Arms every event source available here (listed first), then prints one line per event.
-    /// Thresholds and other settings come from the MEMGUARD_* environment variables
-    /// (MEMGUARD_WARN, MEMGUARD_CRITICAL, MEMGUARD_EVICTION_THRESHOLD, MEMGUARD_MAX_RATE, MEMGUARD_PSI).
+    /// Thresholds and every other setting come from the MEMGUARD_* variables (listed below).
+    /// Idle, it sleeps in the kernel: a signal, an event or the next --snapshot-every line
+    /// wakes it. Exit status: 0 after SIGINT/SIGTERM (or when the reader of stdout goes away),
+    /// 1 when the guard cannot start, 2 when a MEMGUARD_* variable is invalid.
+    #[command(after_long_help = output::env_help())]
     Watch {
         /// One JSON object per line (with a CLOCK_MONOTONIC timestamp `monotonic_ns`).
         #[arg(long)]
@@ -88,36 +99,32 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Watch { json, pid, snapshot_every } => watch::run(json, pid, snapshot_every),
         Command::Alloc { rate, to, chunk, after_ms, hold } => alloc::run(&rate, &to, &chunk, after_ms, hold),
-        Command::Status { json, pid, root, probe, prometheus } => {
-            let mut detector = memguard::Detector::from_env();
-            if let Some(root) = root {
-                detector = detector.with_root(root);
-            }
-            if let Some(pid) = pid {
-                detector = detector.with_pid(pid);
-            }
-            let status = match detector.status_with(probe) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("memguard: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let out = if prometheus {
-                report::prometheus(&status)
-            } else if json {
-                match serde_json::to_string_pretty(&status) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("memguard: cannot encode the report as JSON: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                }
-            } else {
-                report::human(&status, pid)
-            };
-            println!("{out}");
-            ExitCode::SUCCESS
-        }
+        Command::Status { json, pid, root, probe, prometheus } => status(json, prometheus, pid, root, probe),
     }
+}
+
+/// `memguard status`: configured like the library (`MEMGUARD_*`), `--root` and `--pid` win.
+fn status(json: bool, prometheus: bool, pid: Option<u32>, root: Option<PathBuf>, probe: bool) -> ExitCode {
+    let config = memguard::watch::Builder::from_env().and_then(|mut b| {
+        if let Some(root) = root {
+            b = b.root(root);
+        }
+        if let Some(pid) = pid {
+            b = b.pid(pid);
+        }
+        b.config()
+    });
+    let status = config.and_then(|c| memguard::Status::gather(&c.detector(), &c, probe).map(|s| (s, c.pid)));
+    let (status, pid) = match status {
+        Ok(s) => s,
+        Err(e) => return output::failed(&e),
+    };
+    let text = if prometheus {
+        memguard::render::status_prometheus(&status)
+    } else if json {
+        memguard::render::status_json(&status)
+    } else {
+        memguard::render::status_text(&status, pid)
+    };
+    output::finish(output::line(&mut std::io::stdout().lock(), &text))
 }

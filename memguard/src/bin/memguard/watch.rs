@@ -1,123 +1,91 @@
 //! `memguard watch`: stream events until SIGINT/SIGTERM.
+//!
+//! The main thread blocks in `next_event` — for as long as it likes (an hour), or until the
+//! next `--snapshot-every` line is due — and never polls: a signal thread (signal-hook's
+//! `Signals` iterator) closes the guard on SIGINT/SIGTERM, which wakes `next_event` at once.
 
+use std::io;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use memguard::watch::{Builder, Event, EventKind};
+use memguard::render;
+use memguard::watch::Builder;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-fn human(ev: &Event) -> String {
-    let what = match &ev.kind {
-        EventKind::LevelChanged { from, to } => format!("level {from} -> {to}"),
-        EventKind::High { count, delta } => format!("memory.high exceeded (+{delta}, total {count})"),
-        EventKind::Max { count, delta } => format!("memory.max hit (+{delta}, total {count})"),
-        EventKind::Oom { count, delta } => format!("OOM in cgroup (+{delta}, total {count})"),
-        EventKind::OomKill { count, delta } => format!("OOM KILL: {delta} process(es) killed (total {count})"),
-        EventKind::Psi { stall, scope } => format!("PSI {stall:?} trigger fired ({scope:?})"),
-        EventKind::VmPressure { severity } => format!("v1 memory pressure {severity:?}"),
-        EventKind::Threshold { direction, threshold_bytes } => {
-            format!("usage crossed {} {direction:?}", crate::report::bytes(*threshold_bytes))
-        }
-        EventKind::LimitChanged { old, new } => format!(
-            "limit changed {} -> {}",
-            old.map_or("none".into(), crate::report::bytes),
-            new.map_or("none".into(), crate::report::bytes)
-        ),
-        EventKind::CgroupRemoved { cgroup } => format!("cgroup {cgroup} removed"),
-        EventKind::WatcherFailed { reason } => format!("WATCHER FAILED: {reason}"),
-    };
-    let ws = ev.working_set_bytes.map_or_else(|| "?".into(), crate::report::bytes);
-    let limit = ev.limit_bytes.map_or_else(|| "none".into(), crate::report::bytes);
-    format!(
-        "[{:>14.6}] {:<8} {what}  (working set {ws} / limit {limit})",
-        ev.monotonic_ns as f64 / 1e9,
-        ev.level.as_str()
-    )
-}
+use crate::output;
+
+/// The longest wait in `next_event` without `--snapshot-every`: a wake-up an hour.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 pub fn run(json: bool, pid: Option<u32>, snapshot_every_ms: u64) -> ExitCode {
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
-            eprintln!("memguard: cannot install a signal handler: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
     let mut builder = match Builder::from_env() {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("memguard: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return output::failed(&e),
     };
     if let Some(pid) = pid {
         builder = builder.pid(pid);
     }
-    let guard = match builder.start() {
-        Ok(g) => g,
+    // Registered before the guard starts: a signal from now on is queued for the thread below.
+    let mut signals = match Signals::new([SIGINT, SIGTERM]) {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("memguard: {e}");
+            output::error(format_args!("cannot install a signal handler: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    let snap = guard.snapshot();
-    if json {
-        let header = serde_json::json!({
-            "kind": "started",
-            "monotonic_ns": snap.monotonic_ns,
-            "level": snap.level,
-            "limit_bytes": snap.limit_bytes,
-            "working_set_bytes": snap.working_set_bytes,
-            "sources": guard.sources(),
-        });
-        println!("{header}");
-    } else {
-        let limit = snap.limit_bytes.map_or_else(|| "none".into(), crate::report::bytes);
-        println!(
-            "memguard watch: level {}, working set {} / limit {limit} ({:?})",
-            snap.level,
-            crate::report::bytes(snap.working_set_bytes),
-            snap.limit_source
-        );
-        for s in guard.sources() {
-            let mark = if s.armed { "armed  " } else { "absent " };
-            println!("  {mark} {:<22} {}", s.name, s.detail.unwrap_or_default());
+    let guard = match builder.start() {
+        Ok(g) => g,
+        Err(e) => return output::failed(&e),
+    };
+    let signals_handle = signals.handle();
+    let handle = guard.handle();
+    let signal_thread = std::thread::Builder::new().name("memguard-signal".into()).spawn(move || {
+        // None once `signals_handle.close()` ends the iterator on the way out.
+        if signals.forever().next().is_some() {
+            handle.close(); // wakes the main thread's next_event
         }
-    }
+    });
+    let signal_thread = match signal_thread {
+        Ok(t) => t,
+        Err(e) => {
+            output::error(format_args!("cannot start the signal thread: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    let written = stream(&guard, json, snapshot_every_ms);
+    signals_handle.close();
+    guard.close();
+    let _ = signal_thread.join();
+    output::finish(written)
+}
+
+/// Print the header, then events (and snapshots) until the guard is closed or stdout fails.
+fn stream(guard: &memguard::MemGuard, json: bool, snapshot_every_ms: u64) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    let (snap, sources) = (guard.snapshot(), guard.sources());
+    let header =
+        if json { render::watch_header_json(&snap, &sources) } else { render::watch_header_text(&snap, &sources) };
+    output::line(&mut out, &header)?;
     let every = (snapshot_every_ms > 0).then(|| Duration::from_millis(snapshot_every_ms));
     let mut next_snap = every.map(|d| Instant::now() + d);
-    while !stop.load(Ordering::Relaxed) {
-        if let Some(ev) = guard.next_event(Duration::from_millis(100)) {
-            if json {
-                match serde_json::to_string(&ev) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => eprintln!("memguard: cannot encode event: {e}"),
-                }
-            } else {
-                println!("{}", human(&ev));
+    loop {
+        let wait = next_snap.map_or(IDLE_WAIT, |at| at.saturating_duration_since(Instant::now()));
+        match guard.next_event(wait) {
+            Some(ev) => {
+                output::line(&mut out, &if json { render::event_json(&ev) } else { render::event_text(&ev) })?;
             }
+            None if guard.is_closed() => return Ok(()),
+            None => {}
         }
         if let (Some(at), Some(every)) = (next_snap, every) {
-            if Instant::now() >= at {
-                next_snap = Some(at + every);
+            let now = Instant::now();
+            if now >= at {
+                // After a stall, the next line is an interval from now (no burst of late lines).
+                next_snap = Some(if at + every > now { at + every } else { now + every });
                 let s = guard.snapshot();
-                if json {
-                    let line = serde_json::json!({"kind": "snapshot", "snapshot": &s});
-                    println!("{line}");
-                } else {
-                    println!(
-                        "[{:>14.6}] {:<8} snapshot: working set {} ({:.1}%), interval {:.1} ms",
-                        s.monotonic_ns as f64 / 1e9,
-                        s.level.as_str(),
-                        crate::report::bytes(s.working_set_bytes),
-                        s.used_fraction.unwrap_or(0.0) * 100.0,
-                        s.sample_interval_ms
-                    );
-                }
+                output::line(&mut out, &if json { render::snapshot_json(&s) } else { render::snapshot_text(&s) })?;
             }
         }
     }
-    guard.close();
-    ExitCode::SUCCESS
 }

@@ -175,7 +175,7 @@ pub fn kernel_watches_thresholds<'a>(sources: impl Iterator<Item = &'a Box<dyn S
 /// What [`arm`] would arm here, without keeping anything armed: arms, records, releases. PSI
 /// triggers are only created with `psi_triggers` (releasing one waits for an RCU grace period,
 /// 10-20 ms); otherwise their files are checked for writing. Used by `memguard status` and
-/// [`Detector::status`](crate::Detector::status).
+/// [`Status::gather`](crate::Status::gather).
 pub fn probe(
     limits: &Limits,
     fs: &FsRoot,
