@@ -47,6 +47,7 @@ watch_scenario!(v1_threshold_fires_both_ways);
 watch_scenario!(psi_arms_without_cap_sys_resource);
 watch_scenario!(read_only_cgroupfs);
 watch_scenario!(page_cache_is_not_pressure);
+watch_scenario!(override_applies_to_the_watcher);
 watch_scenario!(hidden_v1_limit_is_watched);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the

@@ -535,6 +535,7 @@ impl Reactor {
             level,
             limit_bytes: limit,
             limit_source: s.map_or(super::snapshot::LimitSource::Node, |s| s.source),
+            limit_unknown: self.limits.limit_unknown,
             usage_bytes: s.map_or(0, |s| s.usage),
             working_set_bytes: s.map_or(0, |s| s.working_set),
             unreclaimable_bytes: measure,

@@ -148,6 +148,7 @@ struct CgroupFiles {
     limit_file: Option<File>,
     /// The effective limit (the detected one, or an operator's lower override).
     limit: u64,
+    source: LimitSource,
     /// What the limit file held at detection (compared on each sample).
     detected: Option<u64>,
 }
@@ -165,6 +166,11 @@ impl Probe {
                     stat: open(dir, files.stat),
                     limit_file: limits.limit_dir.as_deref().and_then(|d| open(d, files.limit)),
                     limit,
+                    source: if limits.limit_applied == crate::limits::LimitApplied::Override {
+                        LimitSource::Override
+                    } else {
+                        LimitSource::Cgroup
+                    },
                     detected: limits.detected_limit_bytes,
                 })
             }
@@ -266,7 +272,7 @@ impl Probe {
                 working_set: stat.working_set(usage),
                 unreclaimable: stat.unreclaimable(usage),
                 limit: Some(cg.limit),
-                source: LimitSource::Cgroup,
+                source: cg.source,
                 limit_file_changed,
                 host_available,
                 v1_oom_kill,

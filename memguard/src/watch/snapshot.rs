@@ -12,8 +12,11 @@ use crate::shed::ShedStats;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitSource {
-    /// The cgroup limit (working set at the limiting cgroup against it).
+    /// The cgroup limit (the pressure measure at the limiting cgroup against it).
     Cgroup,
+    /// The operator's override (`MEMGUARD_LIMIT`, `Builder::limit_override`), lower than any
+    /// detected limit, against the measure at the watched cgroup.
+    Override,
     /// No cgroup limit: the node's eviction point (`MemTotal - eviction threshold`) against
     /// host used memory (`MemTotal - MemAvailable`).
     Node,
@@ -89,6 +92,9 @@ pub struct Snapshot {
     pub limit_bytes: Option<u64>,
     /// What that limit is.
     pub limit_source: LimitSource,
+    /// A cgroup limit file could not be read or parsed: the limit used may not be the one the
+    /// kernel enforces (see [`Limits::limit_unknown_files`](crate::Limits::limit_unknown_files)).
+    pub limit_unknown: bool,
     /// Usage at the limiting cgroup, page cache included (host used memory in node mode).
     pub usage_bytes: u64,
     /// Working set at the limiting cgroup: usage minus inactive page cache, the number the
@@ -145,6 +151,7 @@ impl Default for Snapshot {
             level: Level::Normal,
             limit_bytes: None,
             limit_source: LimitSource::Node,
+            limit_unknown: false,
             usage_bytes: 0,
             working_set_bytes: 0,
             unreclaimable_bytes: 0,

@@ -442,3 +442,39 @@ pub fn hidden_v1_limit_is_watched(kit: &Kit) {
     assert!(fraction < 0.95, "{warn:#}");
     drop(child);
 }
+
+/// Issue #9: the operator's override (`MEMGUARD_LIMIT` / `Builder::limit_override`, the
+/// Kubernetes Downward API's `limits.memory`) applies to the watcher, not only to `status`: the
+/// level is judged against the lower of the detected and the overridden limit.
+pub fn override_applies_to_the_watcher(kit: &Kit) {
+    const LIMIT: u64 = 512 * MIB;
+    const OVERRIDE: u64 = 128 * MIB;
+    let cg = kit.cgroup("override");
+    cg.set_limit(LIMIT);
+    let keeper = cg.spawn("sleep", &["600"]);
+    wait_until_in(keeper.id(), &cg);
+    let guard = MemGuard::builder().pid(keeper.id()).limit_override(OVERRIDE).start().expect("start guard");
+    let snap = guard.snapshot();
+    assert_eq!(snap.limit_bytes, Some(OVERRIDE), "{snap:#?}");
+    assert_eq!(snap.limit_source, memguard::watch::LimitSource::Override);
+    assert_eq!(guard.limits().detected_limit_bytes, Some(LIMIT));
+    let hog = cg
+        .command(BIN, &["alloc", "--rate", "256M", "--to", &(OVERRIDE * 95 / 100).to_string(), "--hold", "30"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn alloc");
+    let events = collect(&guard, Duration::from_secs(60), |e| e.level >= Level::Warning);
+    let warn = events.iter().find(|e| e.level >= Level::Warning).unwrap_or_else(|| panic!("no Warning: {events:#?}"));
+    assert_eq!(warn.limit_bytes, Some(OVERRIDE), "{warn:#?}");
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = warn.unreclaimable_bytes.unwrap_or(u64::MAX) as f64 / OVERRIDE as f64;
+    println!(
+        "override {} MiB under a {} MiB cgroup limit: first Warning at {:.1}%",
+        OVERRIDE >> 20,
+        LIMIT >> 20,
+        fraction * 100.0
+    );
+    assert!((0.75..0.95).contains(&fraction), "{warn:#?}");
+    kill(hog);
+    kill(keeper);
+}
