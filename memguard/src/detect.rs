@@ -36,7 +36,7 @@ impl Detector {
         Detector::default()
     }
 
-    /// Detect for this process, reading from `$MEMGUARD_ROOT` when set (see [`FsRoot::from_env`]).
+    /// Detect for this process, reading from `$MEMGUARD_ROOT` when set ([`ROOT_ENV`](crate::ROOT_ENV)).
     pub fn from_env() -> Self {
         Detector { fs: FsRoot::from_env(), pid: None }
     }

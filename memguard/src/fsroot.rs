@@ -6,7 +6,8 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Name of the environment variable that sets the root prefix (see [`FsRoot::from_env`]).
+/// Name of the environment variable that sets the root prefix for detection: `/proc` and
+/// `/sys/fs/cgroup` are read under it (fixture trees, a host root mounted into a sidecar).
 pub const ROOT_ENV: &str = "MEMGUARD_ROOT";
 
 /// A root prefix under which absolute kernel paths (`/proc/...`, `/sys/fs/cgroup/...`) are read.

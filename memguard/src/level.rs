@@ -1,30 +1,6 @@
 //! Pressure levels: [`Level`], the [`Thresholds`] that define them and the [`LevelTracker`]
 //! that moves between them.
 //!
-//! # Rules
-//! * The level comes from the **pressure measure** at the cgroup that sets the effective limit:
-//!   the memory reclaim cannot free (usage minus clean page cache; see
-//!   [`Snapshot::unreclaimable_bytes`](crate::Snapshot::unreclaimable_bytes)) as a fraction of
-//!   that limit: `Warning` at or above `warn` (default 0.80), `Critical` at or above
-//!   `critical` (default 0.90).
-//! * Hysteresis on the way down: the level drops only once the fraction is `hysteresis`
-//!   (default 0.05) below the threshold it crossed, so usage hovering at a threshold does not
-//!   flap.
-//! * Kernel events make the watcher sample at once, and may raise the level before the
-//!   thresholds do: `memory.high` events and PSI `some` triggers (and v1 `medium` pressure) to
-//!   at least `Warning`; `max`, `oom`, `oom_kill`, PSI `full` triggers (and v1 `critical`
-//!   pressure, v1 OOM) to `Critical` — **only while the measure confirms**: a floor counts
-//!   while the fraction is within the hysteresis band below its level's threshold (from 0.75
-//!   for `Warning`, 0.85 for `Critical` with the defaults). A cgroup filled with page cache
-//!   hits `memory.max` and stalls in reclaim routinely; that is not a reason to shed.
-//! * A floor holds for the *event hold* time (default 2 s) after the last event of its level,
-//!   and ends earlier as soon as a fresh sample shows the measure below its band, so a handler
-//!   that freed memory sees the level fall and is told again when memory regrows. Floors of
-//!   each level are kept apart: a `Warning` floor is not lost under a `Critical` one.
-//! * Without a cgroup limit, the node's eviction point stands in for the limit: used memory
-//!   (`MemTotal - MemAvailable`) against `MemTotal - eviction threshold` (default 100 MiB, the
-//!   kubelet's `evictionHard`).
-
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -32,6 +8,30 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 
 /// How close the process is to being killed for memory.
+///
+/// # How the level is decided
+/// * The level comes from the **pressure measure** at the cgroup that sets the effective limit:
+///   the memory reclaim cannot free (usage minus clean page cache; see
+///   [`Snapshot::unreclaimable_bytes`](crate::Snapshot::unreclaimable_bytes)) as a fraction of
+///   that limit: `Warning` at or above `warn` (default 0.80), `Critical` at or above
+///   `critical` (default 0.90).
+/// * Hysteresis on the way down: the level drops only once the fraction is `hysteresis`
+///   (default 0.05) below the threshold it crossed, so usage hovering at a threshold does not
+///   flap.
+/// * Kernel events make the watcher sample at once, and may raise the level before the
+///   thresholds do: `memory.high` events and PSI `some` triggers (and v1 `medium` pressure) to
+///   at least `Warning`; `max`, `oom`, `oom_kill`, PSI `full` triggers (and v1 `critical`
+///   pressure, v1 OOM) to `Critical` — **only while the measure confirms**: a floor counts
+///   while the fraction is within the hysteresis band below its level's threshold (from 0.75
+///   for `Warning`, 0.85 for `Critical` with the defaults). A cgroup filled with page cache
+///   hits `memory.max` and stalls in reclaim routinely; that is not a reason to shed.
+/// * A floor holds for the *event hold* time (default 2 s) after the last event of its level,
+///   and ends earlier as soon as a fresh sample shows the measure below its band, so a handler
+///   that freed memory sees the level fall and is told again when memory regrows. Floors of
+///   each level are kept apart: a `Warning` floor is not lost under a `Critical` one.
+/// * Without a cgroup limit, the node's eviction point stands in for the limit: used memory
+///   (`MemTotal - MemAvailable`) against `MemTotal - eviction threshold` (default 100 MiB, the
+///   kubelet's `evictionHard`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[repr(u8)]

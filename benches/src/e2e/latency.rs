@@ -25,7 +25,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use memguard::sys::monotonic_ns;
+use memguard::monotonic_ns;
 use memguard::watch::{Direction, Event, EventKind, Stall};
 use memguard::MemGuard;
 use serde::Serialize;

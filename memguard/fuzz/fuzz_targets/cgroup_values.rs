@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = value::parse_limit(&text);
     let _ = value::parse_u64(&text);
-    let _ = memory_stat::parse(&text).inactive_file();
+    let _ = memory_stat::ReclaimStat::scan(&text).clean_file_cache();
     let _ = meminfo::parse(&text);
     let _ = oom_score_adj::parse(&text);
     let _ = quantity::parse_bytes(&text);

@@ -232,7 +232,7 @@ fn unknown_values_are_omitted_and_output_still_valid() {
 #[test]
 fn every_documented_metric_appears_in_a_full_output() {
     let text = render_prometheus(&full_input());
-    let doc = include_str!("mod.rs");
+    let doc = include_str!("../lib.rs");
     let documented: Vec<&str> =
         doc.lines().filter_map(|l| l.strip_prefix("//! | `memguard_")).filter_map(|l| l.split('`').next()).collect();
     assert!(documented.len() >= 20, "{documented:?}");

@@ -16,12 +16,6 @@ impl MemoryStat {
     pub fn get(&self, key: &str) -> Option<u64> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
-
-    /// Inactive file cache to subtract from usage for the working set: v1's hierarchical
-    /// `total_inactive_file` when present, else `inactive_file` (v2, or v1 without hierarchy).
-    pub fn inactive_file(&self) -> Option<u64> {
-        self.get("total_inactive_file").or_else(|| self.get("inactive_file"))
-    }
 }
 
 /// The `memory.stat` fields that tell what reclaim can free, read in one pass without
@@ -134,9 +128,9 @@ mod tests {
     fn prefers_hierarchical_inactive_file() {
         let s =
             parse("cache 10\ninactive_file 5\ntotal_inactive_file 7\nhierarchical_memory_limit 9223372036854771712\n");
-        assert_eq!(s.inactive_file(), Some(7));
+        assert_eq!(ReclaimStat::scan("cache 10\ninactive_file 5\ntotal_inactive_file 7\n").inactive_file, Some(7));
         assert_eq!(s.get("hierarchical_memory_limit"), Some(9_223_372_036_854_771_712));
-        assert_eq!(parse("inactive_file 5\n").inactive_file(), Some(5));
+        assert_eq!(ReclaimStat::scan("inactive_file 5\n").inactive_file, Some(5));
     }
 
     #[test]

@@ -15,6 +15,9 @@ pub mod quantity;
 pub mod setting;
 pub mod value;
 
+#[cfg(test)]
+mod robustness_tests;
+
 /// A line a lenient parser skipped, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedLine {

@@ -30,7 +30,7 @@
 mod trigger;
 mod trim;
 
-pub use trigger::{ShedReason, ShedTrigger};
+pub use trigger::ShedTrigger;
 pub use trim::{TrimOutcome, Trimmer};
 
 use std::collections::BTreeMap;
@@ -107,7 +107,7 @@ pub struct ShedStep {
     pub panicked: bool,
 }
 
-/// What one [`Shedders::shed`] call did.
+/// What one shedding run did ([`GuardHandle::last_shed`](crate::GuardHandle::last_shed)).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShedReport {
     /// The bytes asked for.
@@ -133,7 +133,7 @@ impl ShedReport {
     }
 }
 
-/// Cumulative shedding counters ([`Shedders::stats`]).
+/// Cumulative shedding counters ([`Snapshot::shed`](crate::Snapshot::shed)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShedStats {
     /// `shed` calls that ran (target > 0, not skipped).
@@ -142,7 +142,7 @@ pub struct ShedStats {
     pub skipped_busy: u64,
     /// Bytes freed by all shedders, as they reported.
     pub freed_bytes_total: u64,
-    /// `malloc_trim` calls made by [`Shedders::trimmer`].
+    /// `malloc_trim` calls made (after shedding, after rising-level callbacks, on request).
     pub trims: u64,
     /// Per shedder name (sorted; kept after unregistering).
     pub shedders: Vec<ShedderStats>,

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// What [`Trimmer::maybe_trim`] did.
+/// What a `malloc_trim` request did ([`GuardHandle::malloc_trim`](crate::GuardHandle::malloc_trim)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrimOutcome {
     /// `malloc_trim` ran; `released` is its return value (whether memory went back to the OS).
@@ -66,16 +66,19 @@ impl Trimmer {
     }
 
     /// A trimmer that never trims.
+    #[cfg(test)]
     pub fn disabled() -> Self {
         Trimmer::new(Trimmer::DEFAULT_MIN_INTERVAL, false)
     }
 
     /// The minimum interval between two trims.
+    #[cfg(test)]
     pub fn min_interval(&self) -> Duration {
         self.min_interval
     }
 
     /// Whether trimming is enabled.
+    #[cfg(test)]
     pub fn is_enabled(&self) -> bool {
         self.enabled
     }

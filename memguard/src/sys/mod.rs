@@ -255,6 +255,7 @@ impl ForkFds {
     }
 
     /// The descriptors listed now.
+    #[cfg(test)]
     pub fn list(&self) -> Vec<RawFd> {
         self.slots.iter().map(|s| s.load(Ordering::Acquire)).filter(|v| *v >= 0).collect()
     }

@@ -7,7 +7,8 @@
 //! sets after [`Builder::from_env`] win over the environment. Formats: a *fraction* is a
 //! decimal number (`0.8`); a *duration* is a number with a unit — `250ms`, `2s`, `1.5s`, `5m`,
 //! `1h` — or a bare number of seconds; *bytes* are a Kubernetes quantity (`536870912`, `512Mi`,
-//! `1.5Gi`, `2G`, `129e6`: see [`parse::quantity`](crate::parse::quantity)); a *boolean* is
+//! `1.5Gi`, `2G`, `129e6`, `128974848000m`: the Kubernetes `resource.Quantity` grammar; fractions
+//! round up to a whole byte); a *boolean* is
 //! `1`/`0`/`true`/`false`. An empty variable counts as unset. A value that does not parse or
 //! is out of range is an [`Error::InvalidConfig`] naming the variable and its text.
 //!
@@ -244,7 +245,8 @@ pub struct Config {
     pub shed_interval: Duration,
     /// Return freed heap to the OS after shedding (`malloc_trim(0)` on glibc; default on).
     pub malloc_trim: bool,
-    /// Minimum time between two `malloc_trim` calls (default 10 ms; also never more than a fifth of the time, see [`Trimmer`](crate::shed::Trimmer)).
+    /// Minimum time between two `malloc_trim` calls (default 10 ms; also never more than a fifth
+    /// of the time: the next trim waits at least four times as long as the previous one took).
     pub trim_interval: Duration,
     /// Test hook: the reactor panics on its next N wake-ups.
     #[cfg(test)]

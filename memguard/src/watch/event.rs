@@ -159,7 +159,8 @@ impl EventKind {
         }
     }
 
-    /// The level this kernel event demands at least, if any (see [`crate::level`]).
+    /// The level this kernel event demands at least, if any (see [`Level`], *How the level is
+    /// decided*: the measure must confirm it).
     pub fn floor(&self) -> Option<Level> {
         match self {
             EventKind::High { .. } | EventKind::Psi { stall: Stall::Some, .. } => Some(Level::Warning),

@@ -1,23 +1,5 @@
 //! [`MemGuard`] (owns the threads; closes on drop) and [`GuardHandle`] (a cheap clone to use
 //! from callbacks and other threads).
-//!
-//! # Threads
-//! A guard runs three threads: the **reactor** (one epoll over every kernel source, the
-//! sampler, the level), the **dispatcher** (user `on_level`/`on_event` callbacks, in order,
-//! never concurrently) and the **shedder** (registered shedders and `malloc_trim`). A callback
-//! that blocks delays neither the level nor shedding: the dispatcher's queue is bounded and
-//! drops its oldest events when full (counted in [`Snapshot::callback_events_dropped`]), and
-//! shedding requests go to their own thread, coalesced.
-//!
-//! # Fork
-//! A child process created by `fork()` while a guard runs inherits the guard's memory but none
-//! of its threads. In the child the guard is closed: [`is_closed`](GuardHandle::is_closed) is
-//! true, getters return the last values, and dropping or closing it closes the child's copies
-//! of the guard's file descriptors (eventfds, PSI triggers, open cgroup files) without joining
-//! threads that do not exist, without waking the parent's reactor and without taking a lock a
-//! parent thread may have held at fork time. The parent's guard is not affected (PSI triggers
-//! and v1 registrations belong to the open file, which the parent still holds). The child may
-//! start a guard of its own.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, Weak};
@@ -185,6 +167,24 @@ impl Drop for Subscription {
 /// Dropping it, or calling [`close`](Self::close), stops the threads and releases every fd.
 /// [`handle`](Self::handle) gives a cheap, cloneable [`GuardHandle`] for callbacks and other
 /// threads; both offer the same methods.
+///
+/// # Threads
+/// A guard runs three threads: the **reactor** (one epoll over every kernel source, the
+/// sampler, the level), the **dispatcher** (user `on_level`/`on_event` callbacks, in order,
+/// never concurrently) and the **shedder** (registered shedders and `malloc_trim`). A callback
+/// that blocks delays neither the level nor shedding: the dispatcher's queue is bounded and
+/// drops its oldest events when full (counted in [`Snapshot::callback_events_dropped`]), and
+/// shedding requests go to their own thread, coalesced.
+///
+/// # Fork
+/// A child process created by `fork()` while a guard runs inherits the guard's memory but none
+/// of its threads. In the child the guard is closed: [`is_closed`](GuardHandle::is_closed) is
+/// true, getters return the last values, and dropping or closing it closes the child's copies
+/// of the guard's file descriptors (eventfds, PSI triggers, open cgroup files) without joining
+/// threads that do not exist, without waking the parent's reactor and without taking a lock a
+/// parent thread may have held at fork time. The parent's guard is not affected (PSI triggers
+/// and v1 registrations belong to the open file, which the parent still holds). The child may
+/// start a guard of its own.
 ///
 /// ```no_run
 /// let guard = memguard::MemGuard::start()?;
@@ -383,8 +383,8 @@ macro_rules! guard_api {
             /// the limit when a kernel event raised the level), then (by default) `malloc_trim`s.
             /// It asks on entering Warning or Critical, again whenever memory regrows past the
             /// warning threshold after a run or grows by another 5% of the limit, and while the
-            /// pressure persists at most once per shed interval (see
-            /// [`ShedTrigger`](crate::shed::ShedTrigger)). Dropping the returned
+            /// pressure persists at most once per shed interval; also when the budget refused
+            /// reservations since the previous run. Dropping the returned
             /// [`Subscription`] unregisters the shedder.
             pub fn register_shedder(
                 &self,
@@ -401,8 +401,8 @@ macro_rules! guard_api {
                 self.shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner).clone()
             }
 
-            /// Everything the Prometheus rendering exports (see [`crate::metrics`]).
-            pub fn metrics(&self) -> MetricsInput {
+            /// Everything the Prometheus rendering exports.
+            pub(crate) fn metrics(&self) -> MetricsInput {
                 let s = self.snapshot();
                 MetricsInput {
                     limit_bytes: s.limit_bytes,
@@ -520,7 +520,7 @@ macro_rules! guard_api {
             /// Stop the threads and release every fd. Idempotent; callable from any thread,
             /// including from inside a callback (that callback's thread then finishes after it
             /// returns). In a forked child, closes the child's copies of the descriptors only
-            /// (see the [module docs](self)).
+            /// (see [`MemGuard`], *Fork*).
             pub fn close(&self) {
                 close(&self.shared);
             }

@@ -1,19 +1,21 @@
 //! The event-driven watcher: [`MemGuard`] arms every kernel notification source the kernel and
-//! permissions allow (see [`sources`]), waits on them in one epoll set on a reactor thread,
-//! samples usage on an adaptive interval ([`sampler`]), turns both into a [`Level`](crate::Level)
-//! and [`Event`]s, and delivers them to callbacks on a dispatcher thread and to a pull queue.
+//! permissions allow (`memory.events`, PSI triggers, cgroup v1 eventfds; each listed in
+//! [`GuardHandle::sources`] as armed or not, with the reason), waits on them in one epoll set
+//! on a reactor thread, samples usage on an adaptive interval, turns both into a
+//! [`Level`](crate::Level) and [`Event`]s, and delivers them to callbacks on a dispatcher thread
+//! and to a pull queue. [`builder`] documents every setting and its `MEMGUARD_*` variable.
 
 pub mod builder;
-pub mod dispatch;
-pub mod event;
-pub mod guard;
+mod dispatch;
+mod event;
+mod guard;
 mod reactor;
 pub(crate) mod registry;
-pub mod sampler;
+pub(crate) mod sampler;
 mod shedding;
-pub mod snapshot;
+mod snapshot;
 mod source_status;
-pub mod sources;
+pub(crate) mod sources;
 #[cfg(test)]
 mod tests;
 

@@ -192,11 +192,6 @@ impl Probe {
         }
     }
 
-    /// True when sampling a cgroup (not node mode).
-    pub fn is_cgroup(&self) -> bool {
-        self.cgroup.is_some()
-    }
-
     /// Every file descriptor the probe holds (for closing them in a forked child).
     pub(crate) fn raw_fds(&self) -> Vec<std::os::fd::RawFd> {
         use std::os::fd::AsRawFd;

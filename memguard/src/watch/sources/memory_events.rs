@@ -51,11 +51,6 @@ impl MemoryEvents {
         Ok(Box::new(MemoryEvents { file, path, last, debounce, last_emit: [None; 2], pending: [0; 2] }))
     }
 
-    /// The counters as last read.
-    pub fn counters(&self) -> KernelCounters {
-        self.last
-    }
-
     /// Debounced High/Max: at most one event per `debounce` per kind; `delta` covers everything
     /// since the previous event of that kind.
     fn debounced(&mut self, i: usize, delta: u64, now: Instant) -> Option<u64> {

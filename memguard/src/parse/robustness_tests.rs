@@ -1,7 +1,7 @@
-//! Every parser on random and mutated input: no panic, and invariants hold. A fast, always-on
-//! complement to the coverage-guided `cargo fuzz` targets in `memguard/fuzz/`.
+// Every parser on random and mutated input: no panic, and invariants hold. A fast, always-on
+// complement to the coverage-guided `cargo fuzz` targets in `memguard/fuzz/`.
 
-use memguard::parse::{meminfo, memory_stat, mountinfo, oom_score_adj, proc_cgroup, quantity, setting, value};
+use super::{meminfo, memory_stat, mountinfo, oom_score_adj, proc_cgroup, quantity, setting, value};
 
 /// Small deterministic xorshift generator (no dependency, reproducible failures).
 struct Rng(u64);
@@ -79,7 +79,8 @@ fn parsers_never_panic_on_mutated_input() {
             assert!(b < value::V1_UNLIMITED_THRESHOLD);
         }
         let _ = value::parse_u64(&text);
-        let _ = memory_stat::parse(&text).inactive_file();
+        let r = memory_stat::ReclaimStat::scan(&text);
+        let _ = (r.unreclaimable(u64::MAX), r.working_set(0), r.clean_file_cache());
         let _ = meminfo::parse(&text);
         if let Ok(v) = oom_score_adj::parse(&text) {
             assert!((-1000..=1000).contains(&v));
