@@ -119,9 +119,9 @@ impl Settings {
             let d = memguard::watch::Config::default();
             let interval = match self.trim_interval {
                 Some(s) => seconds("trim_interval", s)?,
-                None => d.trim_interval,
+                None => d.trim_interval(),
             };
-            b = b.malloc_trim(self.malloc_trim.unwrap_or(d.malloc_trim), interval);
+            b = b.malloc_trim(self.malloc_trim.unwrap_or(d.malloc_trim()), interval);
         }
         if let Some(v) = self.redetect_interval {
             b = b.redetect_interval(seconds("redetect_interval", v)?);
@@ -341,20 +341,28 @@ impl Guard {
         let h = self.handle(py)?;
         let c = h.config();
         let d = PyDict::new(py);
-        d.set_item("warn", c.thresholds.warn())?;
-        d.set_item("critical", c.thresholds.critical())?;
-        d.set_item("hysteresis", c.thresholds.hysteresis())?;
-        d.set_item("soft_limit", c.soft_limit)?;
-        d.set_item("event_hold", c.event_hold.as_secs_f64())?;
-        d.set_item("eviction_threshold", c.eviction_threshold)?;
-        d.set_item("root", c.root.as_ref().map(|r| r.to_string_lossy().into_owned()))?;
-        d.set_item("pid", c.pid)?;
-        d.set_item("shed_interval", c.shed_interval.as_secs_f64())?;
-        d.set_item("malloc_trim", c.malloc_trim)?;
-        d.set_item("redetect_interval", c.redetect_interval.as_secs_f64())?;
-        d.set_item("queue_capacity", c.queue_capacity)?;
-        d.set_item("limit_override", c.limit_override.map(|o| o.bytes))?;
-        d.set_item("limit_override_source", c.limit_override.map(|o| o.source.as_str()))?;
+        let th = c.thresholds();
+        d.set_item("warn", th.warn())?;
+        d.set_item("critical", th.critical())?;
+        d.set_item("hysteresis", th.hysteresis())?;
+        d.set_item("soft_limit", c.soft_limit())?;
+        d.set_item("event_hold", c.event_hold().as_secs_f64())?;
+        d.set_item("eviction_threshold", c.eviction_threshold())?;
+        d.set_item("root", c.root().map(|r| r.to_string_lossy().into_owned()))?;
+        d.set_item("pid", c.pid())?;
+        let (lo, hi) = c.sample_interval();
+        d.set_item("sample_interval", (lo.as_secs_f64(), hi.as_secs_f64()))?;
+        d.set_item("max_alloc_rate", c.max_alloc_rate())?;
+        d.set_item("psi", c.psi())?;
+        d.set_item("cgroup_events", c.cgroup_events())?;
+        d.set_item("debounce", c.debounce().as_secs_f64())?;
+        d.set_item("shed_interval", c.shed_interval().as_secs_f64())?;
+        d.set_item("malloc_trim", c.malloc_trim())?;
+        d.set_item("trim_interval", c.trim_interval().as_secs_f64())?;
+        d.set_item("redetect_interval", c.redetect_interval().as_secs_f64())?;
+        d.set_item("queue_capacity", c.queue_capacity())?;
+        d.set_item("limit_override", c.limit_override().map(|o| o.bytes))?;
+        d.set_item("limit_override_source", c.limit_override().map(|o| o.source.as_str()))?;
         Ok(d.into_any().unbind())
     }
 

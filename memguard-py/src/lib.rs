@@ -44,7 +44,7 @@ fn gather(
         b = b.pid(pid);
     }
     let config = b.config()?;
-    Ok((memguard::Status::gather(&config.detector(), &config, probe_psi)?, config.pid))
+    Ok((memguard::Status::gather(&config.detector(), &config, probe_psi)?, config.pid()))
 }
 
 /// A one-shot report (`memguard status --json` as a dict): detection plus current usage,

@@ -153,6 +153,7 @@ impl Thresholds {
 }
 
 /// A level change.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LevelChange {
     /// The level before.

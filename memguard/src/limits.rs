@@ -33,6 +33,7 @@ impl CgroupVersion {
 ///
 /// Paths named `*_cgroup` are cgroup paths as the kernel shows them (relative to the cgroup
 /// namespace root, like `/proc/self/cgroup`); paths named `*_dir` are directories on this host.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Limits {
     /// The cgroup version governing memory.
@@ -198,6 +199,7 @@ impl Limits {
 const OVERRIDE_NOTE: &str = "limit override ";
 
 /// What [`Limits::limit_bytes`] is.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitApplied {
@@ -222,6 +224,7 @@ impl LimitApplied {
 }
 
 /// Where a limit override came from.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum OverrideSource {
     /// The `MEMGUARD_LIMIT` environment variable.
@@ -243,6 +246,7 @@ impl OverrideSource {
 }
 
 /// An operator's limit: bytes and where they came from (see [`Limits::with_override`]).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LimitOverride {
     /// The limit, bytes.
@@ -264,6 +268,7 @@ impl LimitOverride {
 }
 
 /// Where a [`Usage`] was read.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UsageSource {
@@ -274,6 +279,7 @@ pub enum UsageSource {
 }
 
 /// Memory use of one cgroup (or the host), read at one instant.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Usage {
     /// Where it was read.

@@ -19,6 +19,7 @@ pub use crate::watch::SourceStatus;
 /// A full report: [`Limits`] plus current usage, the level one sample gives with the
 /// configured thresholds, and the event sources the watcher would arm. Serialises to the
 /// `memguard status --json` object (the `Limits` fields at the top level).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Status {
     /// memguard's version.

@@ -93,6 +93,7 @@ struct StatsAcc {
 }
 
 /// One shedder's part in a [`ShedReport`].
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShedStep {
     /// The shedder's name.
@@ -108,6 +109,7 @@ pub struct ShedStep {
 }
 
 /// What one shedding run did ([`GuardHandle::last_shed`](crate::GuardHandle::last_shed)).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShedReport {
     /// The bytes asked for.
@@ -134,6 +136,7 @@ impl ShedReport {
 }
 
 /// Cumulative shedding counters ([`Snapshot::shed`](crate::Snapshot::shed)).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShedStats {
     /// `shed` calls that ran (target > 0, not skipped).
@@ -149,6 +152,7 @@ pub struct ShedStats {
 }
 
 /// Cumulative counters of the shedders registered under one name.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ShedderStats {
     /// The shedder's name.

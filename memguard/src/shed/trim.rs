@@ -19,6 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// What a `malloc_trim` request did ([`GuardHandle::malloc_trim`](crate::GuardHandle::malloc_trim)).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrimOutcome {
     /// `malloc_trim` ran; `released` is its return value (whether memory went back to the OS).

@@ -216,38 +216,39 @@ pub const MAX_QUEUE_CAPACITY: usize = 1 << 20;
 const MIB: u64 = 1 << 20;
 const TIB: u64 = 1 << 40;
 
-/// Resolved configuration.
+/// The resolved, validated configuration of a guard ([`Builder::config`], [`GuardHandle::config`](crate::GuardHandle::config)).
+/// Read-only: change settings on a [`Builder`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Level thresholds.
-    pub thresholds: Thresholds,
+    pub(crate) thresholds: Thresholds,
     /// How long a kernel-event floor holds.
-    pub event_hold: Duration,
+    pub(crate) event_hold: Duration,
     /// Budget soft limit as a fraction of the effective limit.
-    pub soft_limit: f64,
+    pub(crate) soft_limit: f64,
     /// The operator's limit override (see [`Limits::with_override`](crate::Limits::with_override)).
-    pub limit_override: Option<LimitOverride>,
+    pub(crate) limit_override: Option<LimitOverride>,
     /// Root prefix for detection.
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// Guard another process's cgroup.
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
     /// Sampler tuning.
-    pub sampler: SamplerConfig,
+    pub(crate) sampler: SamplerConfig,
     /// Which sources to arm.
-    pub sources: SourceConfig,
+    pub(crate) sources: SourceConfig,
     /// Node eviction threshold (bytes): without a cgroup limit, `MemTotal - this` is the limit.
-    pub eviction_threshold: u64,
+    pub(crate) eviction_threshold: u64,
     /// How often to re-run detection (moves, new limits above).
-    pub redetect_interval: Duration,
+    pub(crate) redetect_interval: Duration,
     /// Capacity of the pull queue (`next_event`); the oldest events are dropped when full.
-    pub queue_capacity: usize,
+    pub(crate) queue_capacity: usize,
     /// Minimum time between two shedding runs (default 1 s; escalating to Critical always sheds).
-    pub shed_interval: Duration,
+    pub(crate) shed_interval: Duration,
     /// Return freed heap to the OS after shedding (`malloc_trim(0)` on glibc; default on).
-    pub malloc_trim: bool,
+    pub(crate) malloc_trim: bool,
     /// Minimum time between two `malloc_trim` calls (default 10 ms; also never more than a fifth
     /// of the time: the next trim waits at least four times as long as the previous one took).
-    pub trim_interval: Duration,
+    pub(crate) trim_interval: Duration,
     /// Test hook: the reactor panics on its next N wake-ups.
     #[cfg(test)]
     pub(crate) inject_panics: u32,
@@ -277,6 +278,91 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The level thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// How long a kernel event's level floor holds.
+    pub fn event_hold(&self) -> Duration {
+        self.event_hold
+    }
+
+    /// The budget's soft limit, a fraction of the effective limit.
+    pub fn soft_limit(&self) -> f64 {
+        self.soft_limit
+    }
+
+    /// The operator's limit override, if any.
+    pub fn limit_override(&self) -> Option<LimitOverride> {
+        self.limit_override
+    }
+
+    /// The root prefix detection reads under, if any.
+    pub fn root(&self) -> Option<&std::path::Path> {
+        self.root.as_deref()
+    }
+
+    /// The process whose cgroup is guarded (`None`: this one).
+    pub fn pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// The sampling interval bounds `(min, max)`.
+    pub fn sample_interval(&self) -> (Duration, Duration) {
+        (self.sampler.min_interval, self.sampler.max_interval)
+    }
+
+    /// The fastest allocation rate the sampler guards against, bytes per second.
+    pub fn max_alloc_rate(&self) -> u64 {
+        self.sampler.max_rate
+    }
+
+    /// Whether PSI triggers are armed.
+    pub fn psi(&self) -> bool {
+        self.sources.psi
+    }
+
+    /// Whether cgroup notifications (`memory.events`, v1 eventfds) are armed.
+    pub fn cgroup_events(&self) -> bool {
+        self.sources.cgroup_events
+    }
+
+    /// The minimum time between two `High` / `Max` events.
+    pub fn debounce(&self) -> Duration {
+        self.sources.debounce
+    }
+
+    /// The node eviction threshold in bytes (without a cgroup limit, `MemTotal` minus this is
+    /// the limit).
+    pub fn eviction_threshold(&self) -> u64 {
+        self.eviction_threshold
+    }
+
+    /// How often detection re-runs.
+    pub fn redetect_interval(&self) -> Duration {
+        self.redetect_interval
+    }
+
+    /// The capacity of the pull queue and of the callback queue.
+    pub fn queue_capacity(&self) -> usize {
+        self.queue_capacity
+    }
+
+    /// The minimum time between two shedding runs under persistent pressure.
+    pub fn shed_interval(&self) -> Duration {
+        self.shed_interval
+    }
+
+    /// Whether freed heap is returned to the OS (`malloc_trim`).
+    pub fn malloc_trim(&self) -> bool {
+        self.malloc_trim
+    }
+
+    /// The minimum time between two `malloc_trim` calls.
+    pub fn trim_interval(&self) -> Duration {
+        self.trim_interval
+    }
     /// A [`Detector`] reading under [`root`](Self::root) for [`pid`](Self::pid) (this process
     /// by default). The limit override is not detection's: apply it with
     /// [`Limits::with_override`](crate::Limits::with_override)`(self.limit_override)`.

@@ -25,6 +25,7 @@ pub enum PsiScope {
 }
 
 /// cgroup v1 `memory.pressure_level` severities memguard listens to.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum V1Pressure {
@@ -47,10 +48,12 @@ pub enum Direction {
 /// What happened. Kernel counters are reported as snapshots (`count`, the counter's value now)
 /// plus `delta` since the previous event of that kind: notifications coalesce, so the number of
 /// wake-ups says nothing; the counters are exact.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// v2 `memory.events` `high`: usage went over `memory.high` and the kernel throttled.
+    #[non_exhaustive]
     High {
         /// Counter value now.
         count: u64,
@@ -58,6 +61,7 @@ pub enum EventKind {
         delta: u64,
     },
     /// v2 `memory.events` `max`: usage hit `memory.max` and direct reclaim ran.
+    #[non_exhaustive]
     Max {
         /// Counter value now.
         count: u64,
@@ -65,6 +69,7 @@ pub enum EventKind {
         delta: u64,
     },
     /// An OOM condition in the guarded cgroup (v2 `oom`, v1 `memory.oom_control` notification).
+    #[non_exhaustive]
     Oom {
         /// Counter value now (v1: number of notifications seen).
         count: u64,
@@ -73,6 +78,7 @@ pub enum EventKind {
     },
     /// The OOM killer killed a process of the guarded cgroup — often a sibling worker, which
     /// Kubernetes never reports because PID 1 survived.
+    #[non_exhaustive]
     OomKill {
         /// Counter value now.
         count: u64,
@@ -80,6 +86,7 @@ pub enum EventKind {
         delta: u64,
     },
     /// A PSI trigger fired.
+    #[non_exhaustive]
     Psi {
         /// Which line.
         stall: Stall,
@@ -87,11 +94,13 @@ pub enum EventKind {
         scope: PsiScope,
     },
     /// cgroup v1 `memory.pressure_level` notification.
+    #[non_exhaustive]
     VmPressure {
         /// Severity.
         severity: V1Pressure,
     },
     /// A cgroup v1 usage threshold (`cgroup.event_control` eventfd) fired.
+    #[non_exhaustive]
     Threshold {
         /// Crossed upward or downward (judged from the sample taken on the notification).
         direction: Direction,
@@ -99,6 +108,7 @@ pub enum EventKind {
         threshold_bytes: u64,
     },
     /// The effective limit changed (a limit was written, or the process moved).
+    #[non_exhaustive]
     LimitChanged {
         /// Previous limit (`None` = none).
         old: Option<u64>,
@@ -106,17 +116,20 @@ pub enum EventKind {
         new: Option<u64>,
     },
     /// The watched cgroup disappeared; memguard re-detected and re-armed on what remains.
+    #[non_exhaustive]
     CgroupRemoved {
         /// The cgroup path that went away.
         cgroup: String,
     },
     /// memguard's watcher gave up after repeated internal errors (a bug: please report it). The
     /// level is no longer updated; [`Snapshot::failed`](crate::Snapshot::failed) says why.
+    #[non_exhaustive]
     WatcherFailed {
         /// What went wrong.
         reason: String,
     },
     /// The pressure level changed.
+    #[non_exhaustive]
     LevelChanged {
         /// Level before.
         from: Level,
@@ -176,6 +189,7 @@ impl EventKind {
 }
 
 /// An event with its context.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Event {
     /// What happened.

@@ -9,6 +9,7 @@ use crate::level::Level;
 use crate::shed::ShedStats;
 
 /// What the effective limit of a [`Snapshot`] is.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LimitSource {
@@ -23,6 +24,7 @@ pub enum LimitSource {
 }
 
 /// PSI averages (percent of time stalled) and totals (µs) from a `memory.pressure` file.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct PsiAverages {
     /// `some avg10`.
@@ -71,6 +73,7 @@ impl PsiAverages {
 }
 
 /// Kernel event counters of the guarded cgroup (v2 `memory.events`; v1 `memory.oom_control`).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct KernelCounters {
     /// `high`.
@@ -84,6 +87,7 @@ pub struct KernelCounters {
 }
 
 /// The watcher's latest view.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
     /// Current level.

@@ -6,6 +6,7 @@ use serde::Serialize;
 /// list them).
 ///
 /// [`MemGuard::sources`]: crate::watch::GuardHandle::sources
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceStatus {
     /// Source name, e.g. `v2-memory-events`.

@@ -28,7 +28,7 @@ fn target(to: &str) -> Result<u64, String> {
         let p: f64 = pct.parse().map_err(|_| format!("not a percentage: {to:?}"))?;
         // The effective limit as the library sees it: MEMGUARD_* honoured (MEMGUARD_LIMIT too).
         let config = memguard::watch::Builder::from_env().and_then(|b| b.config()).map_err(|e| e.to_string())?;
-        let limits = config.detector().detect().map_err(|e| e.to_string())?.with_override(config.limit_override);
+        let limits = config.detector().detect().map_err(|e| e.to_string())?.with_override(config.limit_override());
         let limit = limits.effective_bytes().ok_or("no limit known to take a percentage of")?;
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         return Ok((limit as f64 * p / 100.0) as u64);

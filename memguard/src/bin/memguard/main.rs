@@ -114,7 +114,7 @@ fn status(json: bool, prometheus: bool, pid: Option<u32>, root: Option<PathBuf>,
         }
         b.config()
     });
-    let status = config.and_then(|c| memguard::Status::gather(&c.detector(), &c, probe).map(|s| (s, c.pid)));
+    let status = config.and_then(|c| memguard::Status::gather(&c.detector(), &c, probe).map(|s| (s, c.pid())));
     let (status, pid) = match status {
         Ok(s) => s,
         Err(e) => return output::failed(&e),
