@@ -9,6 +9,7 @@ pub mod builder;
 mod dispatch;
 mod event;
 mod guard;
+pub(crate) mod rate;
 mod reactor;
 pub(crate) mod registry;
 pub(crate) mod sampler;
