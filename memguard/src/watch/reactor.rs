@@ -245,6 +245,8 @@ impl Reactor {
     /// Take a sample, update the level. Returns false when the cgroup's files are gone.
     fn sample(&mut self, pending: &mut Vec<EventKind>) -> bool {
         let now = Instant::now();
+        // Releases from now on wait for the next sample: this read may not include their memory.
+        let budget_sample = self.shared.budget.begin_usage_sample();
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
@@ -271,7 +273,7 @@ impl Reactor {
         self.last = Some(sample);
         let cfg = &self.shared.config;
         let budget = &self.shared.budget;
-        budget.set_usage(sample.working_set);
+        budget.finish_usage_sample(budget_sample, sample.working_set);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
         self.interval = next_interval(
