@@ -47,6 +47,7 @@ watch_scenario!(v1_threshold_fires_both_ways);
 watch_scenario!(v2_memory_high_events);
 watch_scenario!(psi_arms_without_cap_sys_resource);
 watch_scenario!(read_only_cgroupfs);
+budget_scenario!(budget_grants_only_the_room_left);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the
 /// limit, in 20 of 20 runs.
