@@ -79,6 +79,9 @@
 //! bytes.) A release racing with the epoch change may land in the ended bucket just after it
 //! was cleared; it is then cleared one sample later — late, never early.
 //!
+//! A guard's watcher samples at least every 50 ms while reservations are being released (and
+//! at its usual pace otherwise), so released bytes settle within about that long.
+//!
 //! [`set_usage`](Budget::set_usage) does both steps at once: for a standalone budget (an
 //! application's unit tests, a custom feed), pass a value read *after* the releases it should
 //! reflect.
@@ -418,20 +421,25 @@ impl Shared {
         UsageSample { _serial: serial, epoch }
     }
 
-    fn finish_usage_sample(&self, sample: UsageSample<'_>, usage: u64) {
+    /// Returns whether reservations are being released: bytes were cleared, or some released
+    /// since the sample began are waiting for the next one.
+    fn finish_usage_sample(&self, sample: UsageSample<'_>, usage: u64) -> bool {
         // The usage first; the cleared bytes leave `committed` after it (Release), so a request
         // that sees the lower `committed` (Acquire) also sees this usage.
         self.inputs.usage.store(usage, Release);
         let p = parity(sample.epoch);
         let cells = self.stocks.lock();
         let mut cleared = self.settling[p].swap(0, AcqRel);
+        let mut waiting = self.settling[1 - p].load(Acquire);
         for cell in cells.iter() {
             cleared = cleared.saturating_add(cell.take_pending(p));
+            waiting = waiting.saturating_add(cell.pending(1 - p));
         }
         self.uncharge(cleared);
         drop(cells);
         self.advance_generation();
         drop(sample);
+        cleared > 0 || waiting > 0
     }
 
     fn totals(&self) -> Totals {
@@ -546,9 +554,11 @@ impl Budget {
 
     /// Finish a usage sample with the value read since
     /// [`begin_usage_sample`](Self::begin_usage_sample): stores it and clears the bytes
-    /// released before the sample began.
-    pub(crate) fn finish_usage_sample(&self, sample: UsageSample<'_>, usage_bytes: u64) {
-        self.shared.finish_usage_sample(sample, usage_bytes);
+    /// released before the sample began. Returns whether reservations are being released
+    /// (bytes were cleared or are waiting for the next sample), i.e. whether a prompt next
+    /// sample would let them settle.
+    pub(crate) fn finish_usage_sample(&self, sample: UsageSample<'_>, usage_bytes: u64) -> bool {
+        self.shared.finish_usage_sample(sample, usage_bytes)
     }
 
     /// Record the current pressure level. At [`Level::Critical`] every non-forced request is
@@ -871,6 +881,23 @@ mod tests {
         assert_eq!((b.usage(), b.settling(), b.committed()), (100, 200, 300), "only the earlier release cleared");
         b.set_usage(300);
         assert_eq!((b.settling(), b.committed()), (0, 300));
+    }
+
+    #[test]
+    fn a_sample_tells_whether_reservations_are_being_released() {
+        let b = Budget::new(1000);
+        let s = b.begin_usage_sample();
+        assert!(!b.finish_usage_sample(s, 0), "nothing released");
+        drop(b.try_reserve(10).expect("reserve"));
+        let s = b.begin_usage_sample();
+        assert!(b.finish_usage_sample(s, 0), "cleared some");
+        let s = b.begin_usage_sample();
+        drop(b.try_reserve(10).expect("reserve"));
+        assert!(b.finish_usage_sample(s, 0), "some wait for the next sample");
+        let s = b.begin_usage_sample();
+        assert!(b.finish_usage_sample(s, 0), "cleared them");
+        let s = b.begin_usage_sample();
+        assert!(!b.finish_usage_sample(s, 0), "quiet again");
     }
 
     #[test]

@@ -26,6 +26,10 @@ use super::sources::{self, Keep, Signal, Source};
 
 const WAKER: u64 = u64::MAX;
 const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest sampling interval while budget reservations are being released (their bytes
+/// count until a sample shows their memory; see `budget`): at most 20 extra samples a second
+/// while the application releases, none while it does not.
+const BUDGET_SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 
 pub(crate) struct Reactor {
     shared: Arc<Shared>,
@@ -273,7 +277,7 @@ impl Reactor {
         self.last = Some(sample);
         let cfg = &self.shared.config;
         let budget = &self.shared.budget;
-        budget.finish_usage_sample(budget_sample, sample.working_set);
+        let releasing = budget.finish_usage_sample(budget_sample, sample.working_set);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
         self.interval = next_interval(
@@ -283,6 +287,11 @@ impl Reactor {
             &cfg.thresholds,
             self.kernel_watches_thresholds(),
         );
+        if releasing {
+            // Released reservations stay counted until a sample shows their memory: while the
+            // application releases, sample often enough that they settle promptly.
+            self.interval = self.interval.min(BUDGET_SETTLE_INTERVAL);
+        }
         self.next_sample = now + self.interval;
         if now >= self.next_psi_read {
             self.next_psi_read = now + PSI_READ_INTERVAL;
