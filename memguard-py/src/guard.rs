@@ -486,14 +486,14 @@ impl Guard {
     /// Never blocks, no syscall.
     fn try_reserve(&self, py: Python<'_>, nbytes: u64) -> PyResult<Option<Reservation>> {
         self.check_open(py)?;
-        Ok(self.budget.try_reserve(nbytes).ok().map(Reservation::new))
+        Ok(self.budget.try_reserve_owned(nbytes).ok().map(Reservation::new))
     }
 
     /// Reserve `nbytes` or raise `BudgetExceeded` (with the requested and available bytes, the
     /// soft limit and the level).
     fn reserve(&self, py: Python<'_>, nbytes: u64) -> PyResult<Reservation> {
         self.check_open(py)?;
-        match self.budget.try_reserve(nbytes) {
+        match self.budget.try_reserve_owned(nbytes) {
             Ok(r) => Ok(Reservation::new(r)),
             Err(e) => Err(errors::budget(py, &e)),
         }
@@ -502,7 +502,7 @@ impl Guard {
     /// Reserve `nbytes` unconditionally (essential work): always granted, counted against others.
     fn reserve_forced(&self, py: Python<'_>, nbytes: u64) -> PyResult<Reservation> {
         self.check_open(py)?;
-        Ok(Reservation::new(self.budget.try_reserve_forced(nbytes)))
+        Ok(Reservation::new(self.budget.try_reserve_forced_owned(nbytes)))
     }
 
     /// Budget counters as a dict (soft limit, usage, outstanding, available, granted, refused).

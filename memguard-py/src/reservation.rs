@@ -7,18 +7,19 @@ use pyo3::prelude::*;
 use crate::errors;
 
 /// Bytes reserved from a guard's soft-limit budget, returned exactly once: by `release()`, by
-/// leaving a `with` block, or when garbage-collected.
+/// leaving a `with` block, or when garbage-collected. Holds an owned (`'static`) core
+/// reservation: it may outlive the guard object.
 #[pyclass(module = "memguard._memguard", name = "Reservation", frozen)]
 pub struct Reservation {
-    inner: Mutex<Option<memguard::Reservation>>,
+    inner: Mutex<Option<memguard::Reservation<'static>>>,
 }
 
 impl Reservation {
-    pub(crate) fn new(r: memguard::Reservation) -> Self {
+    pub(crate) fn new(r: memguard::Reservation<'static>) -> Self {
         Reservation { inner: Mutex::new(Some(r)) }
     }
 
-    fn take(&self) -> Option<memguard::Reservation> {
+    fn take(&self) -> Option<memguard::Reservation<'static>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).take()
     }
 }

@@ -21,12 +21,7 @@ def test_reserve_within_and_over_the_soft_limit(node_guard: memguard.Guard) -> N
     assert b.soft_limit_bytes == SOFT
     assert b.usage_bytes == USED
     assert b.available_bytes == SOFT - USED
-    with node_guard.reserve(100 << 20) as r:
-        assert isinstance(r, memguard.Reservation)
-        assert r.nbytes == 100 << 20 and not r.released
-        assert node_guard.budget().outstanding_bytes == 100 << 20
-    assert r.released and r.nbytes == 0
-    assert node_guard.budget().outstanding_bytes == 0
+    assert (b.settling_bytes, b.stocked_bytes) == (0, 0)
 
     with pytest.raises(memguard.BudgetExceeded) as info:
         node_guard.reserve(SOFT)
@@ -34,6 +29,17 @@ def test_reserve_within_and_over_the_soft_limit(node_guard: memguard.Guard) -> N
     assert isinstance(e, MemoryError)
     assert (e.requested, e.available, e.soft_limit, e.level, e.scope) == (SOFT, SOFT - USED, SOFT, Level.NORMAL, None)
     assert "requested" in str(e)
+
+    with node_guard.reserve(100 << 20) as r:
+        assert isinstance(r, memguard.Reservation)
+        assert r.nbytes == 100 << 20 and not r.released
+        assert node_guard.budget().outstanding_bytes == 100 << 20
+        assert node_guard.budget().available_bytes == SOFT - USED - (100 << 20)
+    assert r.released and r.nbytes == 0
+    assert node_guard.budget().outstanding_bytes == 0
+    # Released bytes stay counted (settling) until a usage sample taken after the release.
+    wait_for("a sample after the release", lambda: node_guard.budget().settling_bytes == 0)
+    assert node_guard.budget().available_bytes == SOFT - USED
     stats = node_guard.budget()
     assert (stats.granted, stats.refused) == (1, 1)
 
@@ -41,14 +47,13 @@ def test_reserve_within_and_over_the_soft_limit(node_guard: memguard.Guard) -> N
 def test_try_reserve_returns_none_when_refused(node_guard: memguard.Guard) -> None:
     r = node_guard.try_reserve(SOFT - USED)
     assert r is not None
-    # Reserved bytes may already be part of the measured usage: committed = max(usage, outstanding).
-    r2 = node_guard.try_reserve(USED)
-    assert r2 is not None and node_guard.budget().available_bytes == 0
+    # committed = usage + outstanding + settling: nothing is left.
+    assert node_guard.budget().available_bytes == 0
     assert node_guard.try_reserve(1) is None
-    r2.release()
     r.release()
     r.release()  # exactly once
     assert node_guard.budget().outstanding_bytes == 0
+    wait_for("a sample after the release", lambda: node_guard.budget().settling_bytes == 0)
     assert node_guard.try_reserve(1) is not None  # dropped at once: returns its bytes
 
 

@@ -50,7 +50,11 @@ def _guarded_survives(kit: Kit, mode: str) -> Dict[str, Any]:
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["limit_bytes"] == LIMIT and report["limit_source"] == "cgroup", report
     assert report["evicted"] > 0, report
-    assert report["served"] * STEP * MIB > LIMIT, f"the worker did real work past the limit: {report}"
+    # It kept serving after its cache first filled: entries were shed and replaced. (Not
+    # `served > LIMIT`: the budget no longer over-grants past its soft limit into Critical, so
+    # the cache refills only as fast as the shedder frees it — at Warning, once per shed
+    # interval — and a 1.5 s run on the host sees one or two shedding runs.)
+    assert report["served"] * STEP * MIB > report["peak_cached"], f"the worker recycled its cache: {report}"
     assert cg.oom_kills() == 0, "no process of the guarded cgroup was OOM-killed"
     if mode == "shedder":
         assert report["shed_runs"] >= 1, report

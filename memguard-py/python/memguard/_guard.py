@@ -320,7 +320,8 @@ class Guard:
         return dict(self._native.config())
 
     def budget(self) -> BudgetStats:
-        """Budget counters: soft limit, usage, outstanding and available bytes, granted/refused."""
+        """Budget counters: soft limit, usage, outstanding, settling, stocked and available
+        bytes, granted/refused."""
         stats = BudgetStats._from_dict(self._native.budget())
         assert stats is not None
         return stats
@@ -427,8 +428,10 @@ class Guard:
         """Reserve ``nbytes`` from the soft-limit budget: a :class:`Reservation`, or ``None``
         when refused. Never blocks, no syscall.
 
-        Granted while ``max(working set, outstanding) + nbytes <= soft limit`` and the level is
-        not ``CRITICAL``.
+        Granted while ``usage + outstanding + settling + nbytes <= soft limit`` and the level is
+        not ``CRITICAL``: released bytes stay counted (settling) until a usage sample taken
+        after their release. Release a reservation once its memory is allocated (touched), or
+        hold it only for short-lived memory: held and sampled, it counts twice.
         """
         return self._native.try_reserve(nbytes)
 

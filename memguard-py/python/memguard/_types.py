@@ -309,6 +309,10 @@ class BudgetStats:
     refused: int
     forced: int
     sub_budgets: Tuple[SubBudgetStats, ...] = ()
+    settling_bytes: int = 0
+    """Released bytes still counted until a usage sample taken after their release."""
+    stocked_bytes: int = 0
+    """Bytes pre-charged in per-thread stocks (at most 64 KiB per thread; counted)."""
 
     @classmethod
     def _from_dict(cls, d: Optional[Mapping[str, Any]]) -> Optional["BudgetStats"]:
@@ -324,6 +328,8 @@ class BudgetStats:
             refused=d["refused"],
             forced=d["forced"],
             sub_budgets=tuple(SubBudgetStats(**s) for s in d.get("sub_budgets") or ()),
+            settling_bytes=d.get("settling_bytes", 0),
+            stocked_bytes=d.get("stocked_bytes", 0),
         )
 
 

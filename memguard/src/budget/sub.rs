@@ -78,8 +78,8 @@ impl SubShared {
     }
 
     /// Reserve `bytes` in this sub-budget and in the parent, or neither. Counts the refusal
-    /// (in both) on failure; the caller counts a success.
-    pub(crate) fn reserve_with_parent(&self, parent: &Shared, bytes: u64) -> Result<(), BudgetExceeded> {
+    /// (in both) on failure; the parent counts its grant, the caller the sub-budget's.
+    pub(crate) fn reserve_with_parent(&self, parent: &Arc<Shared>, bytes: u64) -> Result<(), BudgetExceeded> {
         let refuse = |available: u64, limit: u64, level: Level, scope: Option<&str>| {
             self.refused.fetch_add(1, Relaxed);
             parent.refused(bytes, available, limit, level, scope)
@@ -114,8 +114,10 @@ impl SubShared {
 
 /// A named child of a [`Budget`] with its own cap ([`Budget::sub_budget`]).
 ///
-/// A reservation from a sub-budget must fit both its cap (`its outstanding + bytes <= cap`)
-/// and the parent's rule, and returns its bytes to both. Cheap to clone; `Send + Sync`.
+/// A reservation from a sub-budget must fit both its cap (`its outstanding + bytes <= cap`,
+/// counting its live reservations only: a released byte leaves the cap at once) and the
+/// parent's rule (where it settles like any release), and returns its bytes to both. Cheap to
+/// clone; `Send + Sync`.
 #[derive(Clone)]
 pub struct SubBudget {
     parent: Budget,
@@ -159,28 +161,42 @@ impl SubBudget {
     }
 
     /// Reserve `bytes` within this sub-budget's cap and the parent's rule. Never blocks; no
-    /// syscall and no allocation when granted.
+    /// syscall and no allocation when granted (but on a thread's first use of the parent).
+    /// The reservation borrows this sub-budget; see [`try_reserve_owned`](Self::try_reserve_owned).
     ///
     /// # Errors
     /// [`BudgetExceeded`] with `scope: Some(name)` when the cap refused, `scope: None` when the
     /// parent (soft limit or `Critical` level) refused.
-    pub fn try_reserve(&self, bytes: u64) -> Result<Reservation, BudgetExceeded> {
+    pub fn try_reserve(&self, bytes: u64) -> Result<Reservation<'_>, BudgetExceeded> {
         let shared = self.parent.shared();
         self.sub.reserve_with_parent(shared, bytes)?;
-        shared.count_granted();
         self.sub.count_granted();
-        Ok(Reservation::new(Arc::clone(shared), Some(Arc::clone(&self.sub)), bytes))
+        Ok(Reservation::borrowed(shared, Some(&self.sub), bytes))
+    }
+
+    /// Like [`try_reserve`](Self::try_reserve), but the reservation holds its own references
+    /// (`'static`).
+    ///
+    /// # Errors
+    /// As [`try_reserve`](Self::try_reserve).
+    pub fn try_reserve_owned(&self, bytes: u64) -> Result<Reservation<'static>, BudgetExceeded> {
+        self.try_reserve(bytes).map(Reservation::into_owned)
     }
 
     /// Reserve `bytes` for essential work, ignoring the cap, the soft limit and the level;
     /// counted as forced in both the sub-budget and the parent.
-    pub fn try_reserve_forced(&self, bytes: u64) -> Reservation {
+    pub fn try_reserve_forced(&self, bytes: u64) -> Reservation<'_> {
         let shared = self.parent.shared();
         let added = shared.reserve_forced(bytes);
         self.sub.reserve_own_forced(added);
         shared.count_forced();
         self.sub.forced.fetch_add(1, Relaxed);
-        Reservation::new(Arc::clone(shared), Some(Arc::clone(&self.sub)), added)
+        Reservation::borrowed(shared, Some(&self.sub), added)
+    }
+
+    /// Like [`try_reserve_forced`](Self::try_reserve_forced), holding its own references.
+    pub fn try_reserve_forced_owned(&self, bytes: u64) -> Reservation<'static> {
+        self.try_reserve_forced(bytes).into_owned()
     }
 
     /// A snapshot of this sub-budget's counters.
@@ -221,16 +237,33 @@ mod tests {
                 scope: Some("cache".into())
             }
         );
-        b.set_usage(95);
+        b.set_usage(75); // 75 + 20 outstanding: 5 left under the parent's soft limit
         let err = cache.try_reserve(6).expect_err("parent refuses");
         assert_eq!((err.scope.as_deref(), err.available, err.soft_limit), (None, 5, 100));
-        assert_eq!(cache.outstanding(), 20, "rolled back");
+        assert_eq!((cache.outstanding(), b.outstanding()), (20, 20), "rolled back in both");
         assert_eq!(cache.available(), 5);
         drop(r1);
         assert_eq!((cache.outstanding(), b.outstanding()), (0, 0));
+        assert_eq!(cache.available(), 5, "the cap room is back at once; the parent's bytes settle");
+        b.set_usage(75);
+        assert_eq!(cache.available(), 25);
         let st = cache.stats();
         assert_eq!((st.granted, st.refused), (1, 2));
-        assert_eq!(b.stats().refused, 2);
+        assert_eq!((b.stats().granted, b.stats().refused), (1, 2));
+    }
+
+    #[test]
+    fn owned_sub_budget_reservations() {
+        let b = Budget::new(100);
+        let r = {
+            let s = b.sub_budget("s", 50);
+            s.try_reserve_owned(40).expect("owned")
+        };
+        let f = b.sub_budget("s", 50).try_reserve_forced_owned(30);
+        assert_eq!((r.scope(), f.scope()), (Some("s"), Some("s")));
+        assert_eq!((b.sub_budget("s", 50).outstanding(), b.outstanding()), (70, 70));
+        drop((r, f));
+        assert_eq!((b.sub_budget("s", 50).outstanding(), b.outstanding(), b.settling()), (0, 0, 70));
     }
 
     #[test]

@@ -369,10 +369,12 @@ macro_rules! guard_api {
             }
 
             /// Reserve `bytes` from the budget ([`Budget::try_reserve`]): never blocks, no syscall.
+            /// The reservation borrows this guard; `self.budget().try_reserve_owned(bytes)` gives
+            /// one that does not ([`Budget::try_reserve_owned`]).
             ///
             /// # Errors
             /// [`BudgetExceeded`] with the requested and available bytes, the soft limit and the level.
-            pub fn try_reserve(&self, bytes: u64) -> std::result::Result<Reservation, BudgetExceeded> {
+            pub fn try_reserve(&self, bytes: u64) -> std::result::Result<Reservation<'_>, BudgetExceeded> {
                 self.shared.budget.try_reserve(bytes)
             }
 

@@ -36,6 +36,10 @@ use super::sources::{self, Keep, Signal, Source};
 
 const WAKER: u64 = u64::MAX;
 const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest sampling interval while budget reservations are being released (their bytes
+/// count until a sample shows their memory; see `budget`): at most 20 extra samples a second
+/// while the application releases, none while it does not.
+const BUDGET_SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 /// The follow-up sample after a v1 usage threshold fired upward below the measure's threshold.
 const FOLLOW_UP: Duration = Duration::from_millis(1);
 /// Panics within [`PANIC_WINDOW`] after which the watcher gives up.
@@ -369,6 +373,8 @@ impl Reactor {
     /// are gone.
     fn sample(&mut self, pending: &mut Vec<EventKind>) -> bool {
         let now = Instant::now();
+        // Releases from now on wait for the next sample: this read may not include their memory.
+        let budget_sample = self.shared.budget.begin_usage_sample();
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
@@ -396,7 +402,7 @@ impl Reactor {
         self.last = Some(sample);
         let cfg = &self.shared.config;
         let budget = &self.shared.budget;
-        budget.set_usage(sample.unreclaimable);
+        let releasing = budget.finish_usage_sample(budget_sample, sample.unreclaimable);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
         self.interval = next_interval(
@@ -408,6 +414,11 @@ impl Reactor {
             self.tracker.level(),
             self.kernel_watches_thresholds(),
         );
+        if releasing {
+            // Released reservations stay counted until a sample shows their memory: while the
+            // application releases, sample often enough that they settle promptly.
+            self.interval = self.interval.min(BUDGET_SETTLE_INTERVAL);
+        }
         self.next_sample = at_or_far(now, self.interval);
         if now >= self.next_psi_read {
             self.next_psi_read = now + PSI_READ_INTERVAL;
@@ -506,7 +517,7 @@ impl Reactor {
         if std::mem::take(&mut self.sampled) {
             if let (Some(s), Some(limit)) = (self.last, snap.limit_bytes) {
                 let (warn, _) = self.tracker.thresholds().bytes(limit);
-                let refusals = self.shared.budget.stats().refused;
+                let refusals = self.shared.budget.refused_total();
                 let note = SampleNote {
                     sample: self.samples,
                     level,

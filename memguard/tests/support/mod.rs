@@ -2,6 +2,7 @@
 //! throwaway cgroups that are removed even when a test fails, and the skip/fail policy.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod cgroup;
 pub mod files;
 pub mod scenarios;

@@ -193,7 +193,9 @@ pub fn page_cache_is_not_pressure(kit: &Kit) {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(300), "the reader took too long");
-        match guard.try_reserve(8 * MIB) {
+        // A request-sized reservation every 25 ms: released bytes count until the next sample
+        // (the budget's settling), so this must not outpace the sampler by a whole soft limit.
+        match guard.try_reserve(4 * MIB) {
             Ok(r) => {
                 granted += 1;
                 drop(r);
@@ -206,7 +208,7 @@ pub fn page_cache_is_not_pressure(kit: &Kit) {
         let s = guard.snapshot();
         max_level = max_level.max(s.level);
         peak_usage = peak_usage.max(s.usage_bytes);
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(25));
     }
     let s = guard.snapshot();
     let mut events = Vec::new();
