@@ -411,6 +411,7 @@ macro_rules! guard_api {
                     usage_bytes: Some(s.usage_bytes),
                     working_set_bytes: Some(s.working_set_bytes),
                     unreclaimable_bytes: Some(s.unreclaimable_bytes),
+                    seconds_to_limit: s.time_to_limit,
                     soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
                     level: s.level,
                     seconds_in_level: s.seconds_in_level,

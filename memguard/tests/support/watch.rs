@@ -455,7 +455,13 @@ pub fn override_applies_to_the_watcher(kit: &Kit) {
     cg.set_limit(LIMIT);
     let keeper = cg.spawn("sleep", &["600"]);
     wait_until_in(keeper.id(), &cg);
-    let guard = MemGuard::builder().pid(keeper.id()).limit_override(OVERRIDE).start().expect("start guard");
+    // Without prediction, so that the first Warning tells which limit the thresholds apply to.
+    let guard = MemGuard::builder()
+        .pid(keeper.id())
+        .limit_override(OVERRIDE)
+        .horizon(Duration::ZERO, Duration::ZERO)
+        .start()
+        .expect("start guard");
     let snap = guard.snapshot();
     assert_eq!(snap.limit_bytes, Some(OVERRIDE), "{snap:#?}");
     assert_eq!(snap.limit_source, memguard::watch::LimitSource::Override);
