@@ -153,6 +153,7 @@ impl EventKind {
         "threshold",
         "limit_changed",
         "cgroup_removed",
+        "watcher_failed",
         "level_changed",
     ];
 
@@ -228,6 +229,7 @@ mod tests {
             EventKind::Threshold { direction: Direction::Up, threshold_bytes: 1 },
             EventKind::LimitChanged { old: None, new: Some(1) },
             EventKind::CgroupRemoved { cgroup: "/a".into() },
+            EventKind::WatcherFailed { reason: "r".into() },
             EventKind::LevelChanged { from: Level::Normal, to: Level::Warning, time_to_limit: None },
         ];
         let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
