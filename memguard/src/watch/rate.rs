@@ -3,17 +3,20 @@
 //!
 //! # Estimate
 //! The estimator keeps the samples of the last [`WINDOW`] (at most [`CAPACITY`]) and takes the
-//! **Theil–Sen** slope over the most recent [`SLOPE_SAMPLES`] of the current run: the median of
-//! the slopes between every pair of them at least [`MIN_PAIR_GAP`] apart. One odd sample moves a
-//! median of pairwise slopes very little, unlike a least-squares line or the slope of the last
-//! two samples; keeping to recent samples of the run follows a ramp that just started.
+//! **median of the slopes between consecutive samples** among the most recent [`SLOPE_SAMPLES`]
+//! (skipping samples closer than [`MIN_PAIR_GAP`] to the previous one kept). One odd sample
+//! changes two of those slopes, one up and one down, and barely moves their median — unlike a
+//! least-squares line or the slope of the last two samples; and unlike slopes between every
+//! pair, consecutive slopes follow a ramp that just started after a long quiet sample.
 //!
 //! # When growth counts
 //! A prediction needs *sustained* growth: the latest samples — at least [`SUSTAIN`] of them,
 //! spanning at least [`MIN_SPAN`] — never falling and the last above the first, with a positive
 //! median slope. A fall (a
 //! handler freed memory; more than [`FALL`] or 2%) restarts the estimate from the new sample,
-//! so regrowth is judged afresh. Growth that stops ends the prediction within two samples.
+//! so regrowth is judged afresh. A new prediction also needs the latest sample to have grown: a
+//! step followed by a plateau predicts nothing. Growth that stops ends a held prediction within
+//! two samples.
 //!
 //! # How far to extrapolate
 //! The time to the limit is predicted only when the way left is at most [`MAX_EXTRAPOLATION`]
@@ -120,7 +123,13 @@ impl RateEstimator {
     pub fn time_to_limit(&self, limit: u64) -> Option<Duration> {
         let g = self.growth();
         let rate = g.rate.filter(|_| g.sustained)?;
+        let n = self.samples.len();
         let (_, measure) = *self.samples.back()?;
+        // A new prediction needs the latest sample to have grown: after a step to a plateau
+        // (a burst, a one-off allocation) the history alone must not predict anything.
+        if n < 2 || self.samples[n - 2].1 >= measure {
+            return None;
+        }
         if limit.saturating_sub(measure) > self.run_growth().saturating_mul(MAX_EXTRAPOLATION) {
             return None;
         }
@@ -140,19 +149,22 @@ impl RateEstimator {
     }
 
     fn median_slope(&self) -> Option<f64> {
-        let gap = u64::try_from(MIN_PAIR_GAP.as_nanos()).unwrap_or(0);
-        let mut slopes: Vec<f64> = Vec::with_capacity(SLOPE_SAMPLES * SLOPE_SAMPLES / 2);
-        let recent: Vec<&(u64, u64)> =
-            self.samples.iter().skip(self.samples.len().saturating_sub(SLOPE_SAMPLES)).collect();
-        for (i, a) in recent.iter().enumerate() {
-            for b in recent.iter().skip(i + 1) {
-                let dt = b.0.saturating_sub(a.0);
-                if dt >= gap && dt > 0 {
-                    #[allow(clippy::cast_precision_loss)]
-                    slopes.push((b.1 as f64 - a.1 as f64) / (dt as f64 / 1e9));
-                }
+        let gap = u64::try_from(MIN_PAIR_GAP.as_nanos()).unwrap_or(0).max(1);
+        // The latest samples, each at least MIN_PAIR_GAP after the previous one kept.
+        let mut picked: Vec<(u64, u64)> = Vec::with_capacity(SLOPE_SAMPLES);
+        for &s in self.samples.iter().skip(self.samples.len().saturating_sub(SLOPE_SAMPLES)) {
+            if picked.last().map_or(true, |p| s.0.saturating_sub(p.0) >= gap) {
+                picked.push(s);
             }
         }
+        let mut slopes: Vec<f64> = picked
+            .windows(2)
+            .map(|w| {
+                #[allow(clippy::cast_precision_loss)]
+                let slope = (w[1].1 as f64 - w[0].1 as f64) / ((w[1].0 - w[0].0) as f64 / 1e9);
+                slope
+            })
+            .collect();
         if slopes.is_empty() {
             return None;
         }
@@ -222,6 +234,14 @@ mod tests {
             e.push(t * MS, m);
             assert!(e.time_to_limit(256 * MIB).is_none(), "predicted at t={t} ms: {:?}", e.growth());
         }
+    }
+
+    #[test]
+    fn a_large_step_then_a_plateau_predicts_nothing() {
+        // Node mode can jump from 10% to 85% between two samples (the host's MemAvailable).
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (5, 850 * MIB), (10, 850 * MIB), (15, 850 * MIB)]);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
     }
 
     #[test]

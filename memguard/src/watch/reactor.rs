@@ -41,7 +41,8 @@ const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
 /// while the application releases, none while it does not.
 const BUDGET_SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 /// The follow-up sample after a v1 usage threshold fired upward below the measure's threshold.
-const FOLLOW_UP: Duration = Duration::from_millis(1);
+/// Long enough to count as a separate point for the growth rate (`rate::MIN_PAIR_GAP`).
+const FOLLOW_UP: Duration = Duration::from_millis(2);
 /// Panics within [`PANIC_WINDOW`] after which the watcher gives up.
 pub(crate) const MAX_PANICS: usize = 5;
 /// See [`MAX_PANICS`].
@@ -520,6 +521,15 @@ impl Reactor {
         let new = match self.detector.detect() {
             Ok(l) => l.with_override(self.shared.config.limit_override),
             Err(e) => {
+                // Typically a guarded `pid` that exited: its cgroup is still worth watching (its
+                // other processes, its removal) as long as it exists.
+                let dir = self.limits.limit_dir.as_ref().or(self.limits.cgroup_dir.as_ref());
+                if !force && dir.is_some_and(|d| self.detector.fs().exists(d)) {
+                    if let Some(suppressed) = self.read_errors.check() {
+                        tracing::warn!(error = %e, suppressed, "memguard re-detection failed; watching the last detected cgroup");
+                    }
+                    return;
+                }
                 tracing::warn!(error = %e, "memguard re-detection failed; watching host memory only");
                 Limits::host_only(self.limits.host_total_bytes)
             }

@@ -126,8 +126,13 @@ impl Armed {
 /// v1 usage thresholds below the warning threshold that only make the watcher sample (no
 /// event): crossed in quick succession they show steady growth early, for predictive warning
 /// (v2 has no usage notification; its sampler tightens on the growth it sees instead).
-pub const GROWTH_SENTINELS: [(f64, &str); 4] =
-    [(0.30, "v1-growth-30"), (0.45, "v1-growth-45"), (0.60, "v1-growth-60"), (0.70, "v1-growth-70")];
+pub const GROWTH_SENTINELS: [(f64, &str); 5] = [
+    (0.20, "v1-growth-20"),
+    (0.30, "v1-growth-30"),
+    (0.45, "v1-growth-45"),
+    (0.60, "v1-growth-60"),
+    (0.70, "v1-growth-70"),
+];
 
 /// Arm every source the kernel and permissions allow for `limits`. `threshold_bytes` are the
 /// warning and critical thresholds in bytes (for v1 usage thresholds), when a limit exists.
