@@ -21,7 +21,7 @@
 //! # How far to extrapolate
 //! The time to the limit is predicted only when the way left is at most [`MAX_EXTRAPOLATION`]
 //! times the growth actually seen over the samples kept (the last half second, back to the
-//! latest fall at most): a 20 MiB arena
+//! latest fall at most), and that growth is at least a tenth of the limit: a 20 MiB arena
 //! seen growing at 2 GB/s says little about the 100 MiB still free, while 80 MiB of steady
 //! growth says a lot about the next 100.
 
@@ -44,6 +44,9 @@ pub const SLOPE_SAMPLES: usize = 8;
 pub const FALL: u64 = 1 << 20;
 /// The way left to the limit may be at most this many times the growth seen in the current run.
 pub const MAX_EXTRAPOLATION: u64 = 4;
+/// ... and the growth seen must be at least this share of the limit (1/10): a request-sized
+/// burst is not a trend, however fast it is allocated.
+pub const MIN_SEEN_SHARE: u64 = 10;
 
 /// Growth of the measure, from samples.
 #[derive(Debug, Clone, Default)]
@@ -130,7 +133,8 @@ impl RateEstimator {
         if n < 2 || self.samples[n - 2].1 >= measure {
             return None;
         }
-        if limit.saturating_sub(measure) > self.run_growth().saturating_mul(MAX_EXTRAPOLATION) {
+        let seen = self.run_growth();
+        if limit.saturating_sub(measure) > seen.saturating_mul(MAX_EXTRAPOLATION) || seen < limit / MIN_SEEN_SHARE {
             return None;
         }
         #[allow(clippy::cast_precision_loss)]
@@ -234,6 +238,15 @@ mod tests {
             e.push(t * MS, m);
             assert!(e.time_to_limit(256 * MIB).is_none(), "predicted at t={t} ms: {:?}", e.growth());
         }
+    }
+
+    #[test]
+    fn a_burst_near_the_limit_is_not_a_trend() {
+        // 20 MiB allocated in 6 ms at 62% of 256 MiB: 79 MiB would be left, within 4x of the
+        // growth seen, but 20 MiB is less than a tenth of the limit.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 159 * MIB), (30, 159 * MIB), (32, 166 * MIB), (34, 172 * MIB), (38, 179 * MIB)]);
+        assert_eq!(e.time_to_limit(256 * MIB), None);
     }
 
     #[test]
