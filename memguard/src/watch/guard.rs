@@ -327,7 +327,10 @@ fn close(shared: &Arc<Shared>) {
         std::mem::take(&mut *shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
     for (id, t) in threads {
         if id == me {
-            continue; // closing from a callback: this thread ends by itself
+            // Closing from a callback: this thread ends by itself once the callback returns.
+            // Keep its handle, so that a later close or drop by the owner still waits for it.
+            shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push((id, t));
+            continue;
         }
         let _ = t.join();
     }
