@@ -11,7 +11,7 @@ use memguard::{Reservation, SubBudget};
 use crate::boundary::{arg, call, call_or, str_arg, Out};
 use crate::errors::{self, memguard_result, Failure};
 use crate::guard::memguard_guard;
-use crate::types::{fill, memguard_refusal};
+use crate::types::{memguard_refusal, Filler};
 
 const OK: memguard_result = memguard_result::MEMGUARD_OK;
 
@@ -124,8 +124,8 @@ pub extern "C" fn memguard_reservation_free(r: *mut memguard_reservation) {
 #[no_mangle]
 pub extern "C" fn memguard_last_refusal(out: *mut memguard_refusal) -> memguard_result {
     call(|| {
-        let r = errors::last_refusal().ok_or_else(|| Failure::invalid("no reservation was refused on this thread"))?;
-        fill(out, "out", || r)?;
+        let out = Filler::new(out, "out")?;
+        out.write(errors::last_refusal().ok_or_else(|| Failure::invalid("no reservation was refused on this thread"))?);
         Ok(OK)
     })
 }
