@@ -20,7 +20,10 @@ fn main() {
     let guard = memguard::MemGuard::start().expect("start a guard");
     let budget = guard.budget().clone();
     let mut cguard: *mut memguard_ffi::guard::memguard_guard = std::ptr::null_mut();
-    assert_eq!(memguard_ffi::guard::memguard_guard_new(std::ptr::null(), &mut cguard), memguard_ffi::memguard_result::MEMGUARD_OK);
+    assert_eq!(
+        memguard_ffi::guard::memguard_guard_new(std::ptr::null(), &mut cguard),
+        memguard_ffi::memguard_result::MEMGUARD_OK
+    );
     let time = |body: &mut dyn FnMut()| {
         let t0 = Instant::now();
         for _ in 0..iters {
@@ -29,8 +32,10 @@ fn main() {
         t0.elapsed().as_nanos() as f64 / iters as f64
     };
     for (bytes, name) in [(4096u64, "4KiB-stocked"), (128 << 10, "128KiB-exact")] {
-        let borrowed = median(|b| time(&mut || drop(black_box(guard.try_reserve(black_box(b)).expect("granted")))), bytes);
-        let owned = median(|b| time(&mut || drop(black_box(budget.try_reserve_owned(black_box(b)).expect("granted")))), bytes);
+        let borrowed =
+            median(|b| time(&mut || drop(black_box(guard.try_reserve(black_box(b)).expect("granted")))), bytes);
+        let owned =
+            median(|b| time(&mut || drop(black_box(budget.try_reserve_owned(black_box(b)).expect("granted")))), bytes);
         let via_c = median(
             |b| {
                 time(&mut || {
@@ -42,7 +47,8 @@ fn main() {
             },
             bytes,
         );
-        for (label, (med, min, max)) in [("rust-borrowed", borrowed), ("rust-owned", owned), ("rust-via-c-abi", via_c)] {
+        for (label, (med, min, max)) in [("rust-borrowed", borrowed), ("rust-owned", owned), ("rust-via-c-abi", via_c)]
+        {
             println!("{label:<22} {name:<13} {med:6.1} ns/op (min {min:.1}, max {max:.1}; {iters} iterations x 7)");
         }
     }

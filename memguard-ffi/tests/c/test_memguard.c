@@ -1167,6 +1167,39 @@ static const struct test_case TESTS[] = {
     {"forked_child_sees_a_closed_guard", forked_child_sees_a_closed_guard},
 };
 
+/* --race-canary: a deliberate data race between a callback on memguard's dispatcher thread and
+ * the main thread, to prove that ThreadSanitizer sees through the library (run-tests.sh expects
+ * this mode to be reported). Never part of the suite. */
+static int racy;
+
+static void racy_cb(void *ud, const memguard_event *ev) {
+    (void)ud;
+    (void)ev;
+    racy++;
+}
+
+static int race_canary(void) {
+    struct node n;
+    memguard_guard *g = NULL;
+    memguard_subscription *sub = NULL;
+    if (!node_init(&n, 10) || node_guard(&n, &g) != MEMGUARD_OK ||
+        memguard_on_event(g, racy_cb, NULL, NULL, &sub) != MEMGUARD_OK) {
+        return 2;
+    }
+    node_set_used(&n, 85);
+    wait_level(g, MEMGUARD_LEVEL_WARNING, 5000);
+    sleep_ms(100);
+    racy++;
+    memguard_subscription_free(sub);
+    memguard_guard_free(g);
+    node_remove(&n);
+    printf("race canary: racy = %d\n", racy);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--race-canary") == 0) {
+        return race_canary();
+    }
     return run_tests(TESTS, sizeof TESTS / sizeof TESTS[0], argc, argv);
 }
