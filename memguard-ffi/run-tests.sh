@@ -222,6 +222,17 @@ for ex in c cpp; do
         bad "examples/$ex with CMake"
     fi
 done
+# The README's C example: compiled as it stands and run.
+awk '/<!-- readme-c-example/ { grab = 1; next } grab && /^```c$/ { inside = 1; next }
+     inside && /^```$/ { exit } inside { print }' "$root/README.md" > "$out/readme_example.c"
+# shellcheck disable=SC2046,SC2086
+if [ -s "$out/readme_example.c" ] && cc -std=c11 $STRICT $(pkg-config --cflags memguard) "$out/readme_example.c" \
+    $(pkg-config --libs memguard) -lpthread -Wl,-rpath,"$prefix/lib" -o "$out/readme_example" \
+    && env -u MEMGUARD_LIMIT "$out/readme_example"; then
+    ok "the README's C example compiles ($STRICT) and runs"
+else
+    bad "the README's C example"
+fi
 if [ -x "$out/build-cpp/guard_demo" ] && env -u MEMGUARD_LIMIT "$out/build-cpp/guard_demo" > "$out/guard_demo.log" 2>&1 \
     && grep -q "refused as expected: budget exceeded" "$out/guard_demo.log"; then
     ok "the C++ demo runs (RAII guard, subscription, reservation, metrics)"
