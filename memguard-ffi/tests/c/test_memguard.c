@@ -810,6 +810,28 @@ static void free_guard_while_a_callback_runs(void) {
     node_remove(&n);
 }
 
+/* Closing from another thread while a callback runs waits for it; the callbacks are removed
+ * (free_user_data runs) at close, and freeing later calls nothing twice. */
+static void close_while_a_callback_runs(void) {
+    struct node n;
+    struct probe p = {0};
+    memguard_guard *g = NULL;
+    memguard_subscription *sub = NULL;
+    p.block_ms = 300;
+    CHECK(node_init(&n, 10));
+    CHECK_OK(node_guard(&n, &g));
+    CHECK_OK(memguard_on_event(g, blocking_cb, &p, probe_free, &sub));
+    CHECK(node_set_used(&n, 85));
+    CHECK(wait_count(&p.entered, 1, 5000));
+    CHECK_OK(memguard_guard_close(g));
+    CHECK(atomic_load(&p.finished) >= 1 && atomic_load(&p.frees) == 1);
+    CHECK(memguard_guard_is_closed(g));
+    memguard_subscription_free(sub);
+    CHECK_OK(memguard_guard_free(g));
+    CHECK(atomic_load(&p.frees) == 1);
+    node_remove(&n);
+}
+
 struct waiter {
     const memguard_guard *g;
     memguard_result rc;
@@ -1157,6 +1179,7 @@ static const struct test_case TESTS[] = {
     {"callback_removes_itself", callback_removes_itself},
     {"guard_free_inside_its_callback_is_an_error", guard_free_inside_its_callback_is_an_error},
     {"free_guard_while_a_callback_runs", free_guard_while_a_callback_runs},
+    {"close_while_a_callback_runs", close_while_a_callback_runs},
     {"close_wakes_next_event", close_wakes_next_event},
     {"reservations", reservations},
     {"closed_guard_says_closed", closed_guard_says_closed},
