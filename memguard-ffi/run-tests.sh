@@ -139,10 +139,7 @@ banner "valgrind: the C tests against the installed libmemguard.so"
 # shellcheck disable=SC2046,SC2086
 if cc -std=c11 $STRICT -g -O1 $(pkg-config --cflags memguard) $tests_src $(pkg-config --libs memguard) -lpthread \
     -Wl,-rpath,"$prefix/lib" -o "$out/test_shared"; then
-    # The fork test runs under ASan and TSan: valgrind's leak check of the forked child would
-    # count the parent's guard, deliberately left to the parent, as lost.
-    MEMGUARD_TEST_SKIP=forked_child_sees_a_closed_guard MEMGUARD_TEST_SLOW=20 \
-        valgrind --leak-check=full --show-leak-kinds=definite,indirect \
+    MEMGUARD_TEST_SLOW=20 valgrind --leak-check=full --show-leak-kinds=definite,indirect \
         --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$out/test_shared" > "$out/valgrind.log" 2>&1
     rc=$?
     grep -v '^==[0-9]*==' "$out/valgrind.log"

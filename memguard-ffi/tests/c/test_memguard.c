@@ -1156,7 +1156,10 @@ static void forked_child_sees_a_closed_guard(void) {
         memguard_level l;
         int ok = memguard_guard_is_closed(g) && memguard_guard_level(g, &l) == MEMGUARD_ERR_CLOSED &&
                  memguard_guard_free(g) == MEMGUARD_OK;
-        _exit(ok ? 0 : 1);
+        /* exec rather than exit: valgrind (not tracing children) then does not count the parent's
+         * guard, deliberately left to the parent, as the child's leak. */
+        execl("/bin/sh", "sh", "-c", ok ? "exit 0" : "exit 1", (char *)NULL);
+        _exit(2);
     }
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
