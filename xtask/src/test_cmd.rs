@@ -7,8 +7,11 @@
 //! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
 //! 4. **python** — `memguard-py/run-tests.sh`: `pip install ./memguard-py`, pytest natively and in
 //!    one VM boot;
-//! 5. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 6. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
+//!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
+//!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
+//! 6. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 7. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -81,6 +84,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let mut suites = cargo_test_suites(&root);
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
+    suites.push(c_suite(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
     report(&suites, ci)
@@ -375,6 +379,66 @@ fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
     any.then_some(out)
 }
 
+// ------------------------------------------------------------------ c library ----
+
+/// The C library: `memguard-ffi/run-tests.sh` installs it with cargo-c (installing cargo-c,
+/// valgrind and nightly's rust-src when missing), runs the C tests under valgrind, ASan+UBSan and
+/// TSan, builds the C and C++ examples with CMake, and runs the C cache worker on the real kernel.
+fn c_suite(root: &Path, skip_vm: bool) -> Suite {
+    let mut suite = Suite { name: "c library", ..Suite::default() };
+    banner("C library: cargo cinstall, C tests under valgrind / ASan+UBSan / TSan, examples, kernel v1 + v2 VM");
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join("memguard-ffi/run-tests.sh")).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    let mut steps = Vec::new();
+    for line in &lines {
+        if let Some((label, (p, f, s))) = parse_plain_counts(line) {
+            steps.push(label.to_owned());
+            suite.passed += p;
+            suite.failed += f;
+            suite.skipped += s;
+        }
+    }
+    if !ok && suite.failed == 0 {
+        suite.failed = 1;
+        suite.remark = Some("run-tests.sh failed (see above)".into());
+    } else {
+        steps.dedup();
+        suite.remark = Some(format!("{}{}", steps.join(", "), if skip_vm { "; VM part skipped" } else { "" }));
+    }
+    suite
+}
+
+/// Parse a plain closing line `label: 3 passed, 0 failed, 1 skipped` (the skipped part optional)
+/// into its label and `(passed, failed, skipped)`.
+fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
+    let (label, rest) = line.trim().split_once(": ")?;
+    if label.is_empty() || label.contains(char::is_whitespace) {
+        return None;
+    }
+    let mut counts = (0, 0, 0);
+    let parts: Vec<&str> = rest.split(", ").collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let (n, word) = part.split_once(' ')?;
+        let n: u64 = n.parse().ok()?;
+        match (i, word) {
+            (0, "passed") => counts.0 = n,
+            (1, "failed") => counts.1 = n,
+            (2, "skipped") => counts.2 = n,
+            _ => return None,
+        }
+    }
+    Some((label, counts))
+}
+
 // --------------------------------------------------------------------- fuzz ----
 
 fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
@@ -568,6 +632,15 @@ mod tests {
         );
         assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
         assert_eq!(p("collected 3 items in the tests"), None);
+    }
+
+    #[test]
+    fn parses_plain_closing_lines() {
+        use super::parse_plain_counts as p;
+        assert_eq!(p("c-tests: 21 passed, 0 failed, 1 skipped"), Some(("c-tests", (21, 0, 1))));
+        assert_eq!(p("kernel-c: 3 passed, 2 failed"), Some(("kernel-c", (3, 2, 0))));
+        assert_eq!(p("ok   v1 guarded worker: exit 0, oom_kill 0"), None);
+        assert_eq!(p("note: 3 passed, and more"), None);
     }
 
     #[test]
