@@ -636,6 +636,15 @@ typedef struct {
      Internal errors caught (and recovered) on memguard's threads.
      */
     uint64_t watcher_panics;
+    /*
+     The predicted time to the limit at the current steady growth, seconds (NaN: memory does
+     not grow steadily). Under the warning horizon the level is at least Warning.
+     */
+    double time_to_limit_s;
+    /*
+     The growth rate of the measure, bytes per second (NaN: too few samples).
+     */
+    double growth_rate;
 } memguard_snapshot;
 
 /*
@@ -738,6 +747,11 @@ typedef struct {
      freed; NULL when that out-parameter is NULL.
      */
     const char *json;
+    /*
+     `MEMGUARD_EVENT_LEVEL_CHANGED`: the predicted time to the limit, seconds, when the
+     change came with one (NaN otherwise).
+     */
+    double time_to_limit_s;
 } memguard_event;
 
 /*
@@ -893,6 +907,14 @@ typedef struct {
      The process whose cgroup is guarded (0: this one).
      */
     uint32_t pid;
+    /*
+     Predictive warning horizon, ms (0: disabled).
+     */
+    uint64_t horizon_warn_ms;
+    /*
+     Predictive critical horizon, ms (0: disabled).
+     */
+    uint64_t horizon_critical_ms;
 } memguard_settings;
 
 /*
@@ -1203,6 +1225,15 @@ memguard_result memguard_config_set_limit_override(memguard_config *cfg, uint64_
  How long a kernel event's level floor holds, ms (default 2000; `MEMGUARD_EVENT_HOLD`).
  */
 memguard_result memguard_config_set_event_hold_ms(memguard_config *cfg, uint64_t ms);
+
+/*
+ Predictive warning horizons, ms (default 250 and 100; 0 disables each;
+ `MEMGUARD_HORIZON_WARN`, `MEMGUARD_HORIZON_CRITICAL`): the level rises to Warning / Critical
+ when memory, growing steadily, would reach the limit sooner.
+ */
+memguard_result memguard_config_set_horizon_ms(memguard_config *cfg,
+                                               uint64_t warn_ms,
+                                               uint64_t critical_ms);
 
 /*
  Sampling interval bounds, ms (default 5 .. 1000; `MEMGUARD_SAMPLE_MIN`, `MEMGUARD_SAMPLE_MAX`).

@@ -129,6 +129,18 @@ pub extern "C" fn memguard_config_set_event_hold_ms(cfg: *mut memguard_config, m
     update(cfg, |b| b.event_hold(Duration::from_millis(ms)))
 }
 
+/// Predictive warning horizons, ms (default 250 and 100; 0 disables each;
+/// `MEMGUARD_HORIZON_WARN`, `MEMGUARD_HORIZON_CRITICAL`): the level rises to Warning / Critical
+/// when memory, growing steadily, would reach the limit sooner.
+#[no_mangle]
+pub extern "C" fn memguard_config_set_horizon_ms(
+    cfg: *mut memguard_config,
+    warn_ms: u64,
+    critical_ms: u64,
+) -> memguard_result {
+    update(cfg, |b| b.horizon(Duration::from_millis(warn_ms), Duration::from_millis(critical_ms)))
+}
+
 /// Sampling interval bounds, ms (default 5 .. 1000; `MEMGUARD_SAMPLE_MIN`, `MEMGUARD_SAMPLE_MAX`).
 #[no_mangle]
 pub extern "C" fn memguard_config_set_sample_interval_ms(

@@ -203,6 +203,11 @@ pub struct memguard_snapshot {
     pub callback_events_dropped: u64,
     /// Internal errors caught (and recovered) on memguard's threads.
     pub watcher_panics: u64,
+    /// The predicted time to the limit at the current steady growth, seconds (NaN: memory does
+    /// not grow steadily). Under the warning horizon the level is at least Warning.
+    pub time_to_limit_s: f64,
+    /// The growth rate of the measure, bytes per second (NaN: too few samples).
+    pub growth_rate: f64,
 }
 
 /// What detection found (`memguard_guard_limits()`). Paths and notes: `memguard_limits_json()`.
@@ -286,6 +291,9 @@ pub struct memguard_event {
     /// `memguard_next_event`: valid until the string stored in its `json` out-parameter is
     /// freed; NULL when that out-parameter is NULL.
     pub json: *const std::ffi::c_char,
+    /// `MEMGUARD_EVENT_LEVEL_CHANGED`: the predicted time to the limit, seconds, when the
+    /// change came with one (NaN otherwise).
+    pub time_to_limit_s: f64,
 }
 
 /// The soft-limit budget's figures (`memguard_guard_budget_stats()`).
@@ -382,6 +390,10 @@ pub struct memguard_settings {
     pub queue_capacity: u64,
     /// The process whose cgroup is guarded (0: this one).
     pub pid: u32,
+    /// Predictive warning horizon, ms (0: disabled).
+    pub horizon_warn_ms: u64,
+    /// Predictive critical horizon, ms (0: disabled).
+    pub horizon_critical_ms: u64,
 }
 
 /// A struct the caller fills in with its `size` first.
@@ -486,6 +498,8 @@ pub(crate) fn from_snapshot(s: &memguard::Snapshot) -> memguard_snapshot {
         monotonic_ns: s.monotonic_ns,
         callback_events_dropped: s.callback_events_dropped,
         watcher_panics: s.watcher_panics,
+        time_to_limit_s: s.time_to_limit.unwrap_or(f64::NAN),
+        growth_rate: s.growth_rate.unwrap_or(f64::NAN),
     }
 }
 
@@ -547,6 +561,7 @@ pub(crate) fn from_event(ev: &memguard::Event, json: *const std::ffi::c_char) ->
         old_limit_bytes: MEMGUARD_NONE,
         new_limit_bytes: MEMGUARD_NONE,
         json,
+        time_to_limit_s: f64::NAN,
     };
     match &ev.kind {
         EventKind::High { count, delta, .. } => {
@@ -589,8 +604,9 @@ pub(crate) fn from_event(ev: &memguard::Event, json: *const std::ffi::c_char) ->
         }
         EventKind::CgroupRemoved { .. } => out.kind = MEMGUARD_EVENT_CGROUP_REMOVED,
         EventKind::WatcherFailed { .. } => out.kind = MEMGUARD_EVENT_WATCHER_FAILED,
-        EventKind::LevelChanged { from, to, .. } => {
+        EventKind::LevelChanged { from, to, time_to_limit, .. } => {
             (out.kind, out.from_level, out.to_level) = (MEMGUARD_EVENT_LEVEL_CHANGED, (*from).into(), (*to).into());
+            out.time_to_limit_s = time_to_limit.unwrap_or(f64::NAN);
         }
         _ => {}
     }
@@ -641,5 +657,7 @@ pub(crate) fn from_config(c: &memguard::Config) -> memguard_settings {
         redetect_interval_ms: ms(c.redetect_interval()),
         queue_capacity: c.queue_capacity() as u64,
         pid: c.pid().unwrap_or(0),
+        horizon_warn_ms: ms(c.horizon().0),
+        horizon_critical_ms: ms(c.horizon().1),
     }
 }

@@ -467,6 +467,7 @@ static void settings_round_trip(void) {
     CHECK_OK(memguard_config_set_malloc_trim(cfg, false, 50));
     CHECK_OK(memguard_config_set_redetect_interval_ms(cfg, 30000));
     CHECK_OK(memguard_config_set_queue_capacity(cfg, 64));
+    CHECK_OK(memguard_config_set_horizon_ms(cfg, 400, 150));
     CHECK_OK(memguard_guard_new(cfg, &g));
     memguard_config_free(cfg); /* the guard does not need it */
     CHECK_OK(memguard_guard_settings(g, &s));
@@ -478,7 +479,22 @@ static void settings_round_trip(void) {
     CHECK(!s.psi && !s.cgroup_events && !s.malloc_trim);
     CHECK(s.debounce_ms == 250 && s.shed_interval_ms == 2000 && s.trim_interval_ms == 50);
     CHECK(s.redetect_interval_ms == 30000 && s.queue_capacity == 64 && s.pid == 0);
+    CHECK(s.horizon_warn_ms == 400 && s.horizon_critical_ms == 150);
+    {
+        /* A steady node: no growth, so no prediction (NaN), and a measured rate of zero. */
+        memguard_snapshot snap = {.size = sizeof snap};
+        CHECK_OK(memguard_guard_snapshot(g, &snap));
+        CHECK(isnan(snap.time_to_limit_s));
+    }
     CHECK_OK(memguard_guard_free(g));
+    g = NULL;
+    /* A critical horizon longer than the warning one is refused when the guard is built. */
+    CHECK_OK(memguard_config_new(&cfg));
+    CHECK_OK(memguard_config_set_root(cfg, n.root));
+    CHECK_OK(memguard_config_set_horizon_ms(cfg, 100, 400));
+    CHECK_RC(memguard_guard_new(cfg, &g), MEMGUARD_ERR_INVALID_CONFIG);
+    CHECK(g == NULL);
+    memguard_config_free(cfg);
     node_remove(&n);
 }
 

@@ -548,8 +548,8 @@ impl Builder {
     /// `critical` at most `warn`): the level rises to Warning when memory, growing steadily,
     /// would reach the limit within `warn`, and to Critical within `critical` — even below the
     /// fraction thresholds. The growth rate is the median slope of the last half second of
-    /// samples; growth counts only when the last three samples rise, and the time left is
-    /// predicted only when it is at most four times the growth already seen (see
+    /// samples; growth counts only when the last three samples rise and not all in one step,
+    /// and the time left is predicted only when it is at most four times the growth already seen (see
     /// [`Snapshot::time_to_limit`](crate::Snapshot::time_to_limit)).
     pub fn horizon(mut self, warn: Duration, critical: Duration) -> Self {
         self.set_in_code(&["horizon_warn", "horizon_critical"]);

@@ -47,6 +47,10 @@ pub const MAX_EXTRAPOLATION: u64 = 4;
 /// ... and the growth seen must be at least this share of the limit (1/10): a request-sized
 /// burst is not a trend, however fast it is allocated.
 pub const MIN_SEEN_SHARE: u64 = 10;
+/// Beyond the largest single step between two samples, the growth seen must still be at least
+/// this share of the limit (1/40): a plateau followed by one jump looks, for a sample, like an
+/// enormous rate, but it is a step, not a trend.
+pub const MIN_BEYOND_STEP_SHARE: u64 = 40;
 
 /// Growth of the measure, from samples.
 #[derive(Debug, Clone, Default)]
@@ -134,12 +138,20 @@ impl RateEstimator {
             return None;
         }
         let seen = self.run_growth();
-        if limit.saturating_sub(measure) > seen.saturating_mul(MAX_EXTRAPOLATION) || seen < limit / MIN_SEEN_SHARE {
+        if limit.saturating_sub(measure) > seen.saturating_mul(MAX_EXTRAPOLATION)
+            || seen < limit / MIN_SEEN_SHARE
+            || seen.saturating_sub(self.largest_step()) < limit / MIN_BEYOND_STEP_SHARE
+        {
             return None;
         }
         #[allow(clippy::cast_precision_loss)]
         let secs = limit.saturating_sub(measure) as f64 / rate;
         Duration::try_from_secs_f64(secs).ok()
+    }
+
+    /// The largest growth between two consecutive samples kept, bytes.
+    fn largest_step(&self) -> u64 {
+        self.samples.iter().zip(self.samples.iter().skip(1)).map(|(a, b)| b.1.saturating_sub(a.1)).max().unwrap_or(0)
     }
 
     /// The time until `limit` at the current median rate, whether growth is sustained or not
@@ -255,6 +267,22 @@ mod tests {
         let mut e = RateEstimator::new();
         feed(&mut e, &[(0, 100 * MIB), (5, 850 * MIB), (10, 850 * MIB), (15, 850 * MIB)]);
         assert_eq!(e.time_to_limit(1000 * MIB), None);
+    }
+
+    #[test]
+    fn a_plateau_then_one_large_step_predicts_nothing() {
+        // Found by the C suite: two samples at 10%, then 85% (node mode). The two slopes (zero
+        // and huge) average to an enormous rate, but all the growth came in one step.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (10, 100 * MIB), (20, 850 * MIB)]);
+        assert!(e.growth().sustained);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
+        // A little noise before the step changes nothing; a ramp after it is a trend again.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (10, 101 * MIB), (20, 850 * MIB)]);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
+        feed(&mut e, &[(22, 870 * MIB), (24, 890 * MIB)]);
+        assert!(e.time_to_limit(1000 * MIB).is_some());
     }
 
     #[test]
