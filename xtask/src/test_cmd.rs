@@ -42,6 +42,9 @@ struct Suite {
     remark: Option<String>,
     /// The suite could not run at all.
     unavailable: bool,
+    /// What failed, each with the lines that say why (repeated under the summary, so the
+    /// closing lines of a CI log name every failure).
+    failures: Vec<String>,
 }
 
 fn in_ci() -> bool {
@@ -123,6 +126,10 @@ fn cargo_test_suites(root: &Path) -> Vec<Suite> {
             target.secs += finished_in(t);
         }
     }
+    for (binary, failure) in libtest_failures(&lines) {
+        let file = binary.rsplit('/').next().unwrap_or("");
+        if file.starts_with("kernel_v1") { &mut v1 } else { &mut unit }.failures.push(failure);
+    }
     if !ok && unit.failed + v1.failed == 0 {
         unit.failed += 1;
         unit.remark = Some("cargo test failed before running tests (build error?)".into());
@@ -145,6 +152,61 @@ fn cargo_test_suites(root: &Path) -> Vec<Suite> {
         }
     }
     vec![unit, v1]
+}
+
+/// The failed tests of libtest output: `(test binary, "name\n<why>")` for every
+/// `test name ... FAILED`, the why taken from its `---- name stdout ----` block (at most 12
+/// lines, the panic message kept).
+fn libtest_failures(lines: &[String]) -> Vec<(String, String)> {
+    let mut binary = String::new();
+    let mut failed: Vec<(String, String)> = Vec::new();
+    let mut block: Option<(String, Vec<String>)> = None;
+    let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+    for line in lines {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Running ") {
+            binary = rest.split_whitespace().next().unwrap_or("").to_owned();
+        } else if let Some(name) = t.strip_prefix("test ").and_then(|r| r.strip_suffix(" ... FAILED")) {
+            failed.push((binary.clone(), name.to_owned()));
+        }
+        if let Some(name) = t.strip_prefix("---- ").and_then(|r| r.strip_suffix(" stdout ----")) {
+            blocks.extend(block.take());
+            block = Some((name.to_owned(), Vec::new()));
+        } else if t == "failures:" || t.starts_with("test result: ") {
+            blocks.extend(block.take());
+        } else if let Some((_, body)) = block.as_mut() {
+            body.push(line.clone());
+        }
+    }
+    blocks.extend(block);
+    failed
+        .into_iter()
+        .map(|(bin, name)| {
+            let why = blocks.iter().find(|(n, _)| *n == name).map(|(_, body)| {
+                let panic = body.iter().position(|l| l.contains("panicked at")).unwrap_or(0);
+                body[panic..].iter().filter(|l| !l.trim().is_empty()).take(12).cloned().collect::<Vec<_>>().join("\n")
+            });
+            (bin, format!("{name}\n{}", why.unwrap_or_default()).trim_end().to_owned())
+        })
+        .collect()
+}
+
+/// The failures of the plain runners (`FAIL name` after its `FAILED file:line: expr` lines,
+/// or `not ok ...`): each with the lines just before that say why.
+fn plain_failures(lines: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim();
+        if t.starts_with("FAIL ") || t.starts_with("not ok") {
+            let why: Vec<&str> = lines[i.saturating_sub(3)..i]
+                .iter()
+                .map(|l| l.trim())
+                .filter(|l| l.starts_with("FAILED") || l.contains("assert") || l.contains("error"))
+                .collect();
+            out.push(format!("{t}\n{}", why.join("\n")).trim_end().to_owned());
+        }
+    }
+    out
 }
 
 /// Parse libtest's `test result: ok. 7 passed; 0 failed; 1 ignored; ...` into
@@ -278,6 +340,8 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
                     suite.skipped += s;
                 }
             }
+            let log_lines: Vec<String> = log.lines().map(String::from).collect();
+            suite.failures = libtest_failures(&log_lines).into_iter().map(|(_, f)| f).collect();
             let skipped_inside = log.lines().filter(|l| l.starts_with("SKIPPED ")).count() as u64;
             if out.exit_code != 0 && suite.failed == 0 {
                 suite.failed = 1;
@@ -336,6 +400,11 @@ fn python_suite(root: &Path, skip_vm: bool) -> Suite {
     let (ok, lines) = run_merged(&mut cmd);
     suite.secs = start.elapsed().as_secs_f64();
     let mut runs = 0;
+    suite.failures = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("FAILED ").or_else(|| l.trim().strip_prefix("ERROR ")))
+        .map(String::from)
+        .collect();
     for line in &lines {
         if let Some((p, f, s)) = parse_pytest_summary(line) {
             runs += 1;
@@ -396,6 +465,7 @@ fn c_suite(root: &Path, skip_vm: bool) -> Suite {
     let (ok, lines) = run_merged(&mut cmd);
     suite.secs = start.elapsed().as_secs_f64();
     let mut steps = Vec::new();
+    suite.failures = plain_failures(&lines);
     for line in &lines {
         if let Some((label, (p, f, s))) = parse_plain_counts(line) {
             steps.push(label.to_owned());
@@ -472,15 +542,23 @@ fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
     }
     for t in &targets {
         let max_time = format!("-max_total_time={secs}");
-        let (ok, _) = run_merged(
+        // libFuzzer prints a line per new input: keep it out of the log unless the target fails.
+        let (ok, lines) = run_quiet(
             Command::new("cargo")
-                .args(["+nightly", "fuzz", "run", t, "--", &max_time, "-print_final_stats=0"])
+                .args(["+nightly", "fuzz", "run", t, "--", &max_time, "-print_final_stats=1"])
                 .current_dir(&fuzz_dir),
         );
+        let runs = lines.iter().rev().find_map(|l| l.strip_prefix("stat::number_of_executed_units:"));
+        println!("{t}: {}, {} executions", if ok { "ok" } else { "FAILED" }, runs.map_or("?", str::trim));
         if ok {
             suite.passed += 1;
         } else {
+            let tail = lines.len().saturating_sub(60);
+            for line in &lines[tail..] {
+                println!("{line}");
+            }
             suite.failed += 1;
+            suite.failures.push(format!("{t}:\n{}", lines[lines.len().saturating_sub(15)..].join("\n")));
         }
     }
     suite.secs = start.elapsed().as_secs_f64();
@@ -557,6 +635,15 @@ fn banner(what: &str) {
 /// Run a command with stdout and stderr merged (order kept), echo every line, return
 /// (success, lines).
 fn run_merged(cmd: &mut Command) -> (bool, Vec<String>) {
+    run_lines(cmd, true)
+}
+
+/// [`run_merged`] without the echo.
+fn run_quiet(cmd: &mut Command) -> (bool, Vec<String>) {
+    run_lines(cmd, false)
+}
+
+fn run_lines(cmd: &mut Command, echo: bool) -> (bool, Vec<String>) {
     let program = format!("{cmd:?}");
     let mut sh = Command::new("sh");
     sh.arg("-c").arg(r#""$@" 2>&1"#).arg("sh").arg(cmd.get_program()).args(cmd.get_args());
@@ -579,7 +666,9 @@ fn run_merged(cmd: &mut Command) -> (bool, Vec<String>) {
     let mut lines = Vec::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            println!("{line}");
+            if echo {
+                println!("{line}");
+            }
             lines.push(line);
         }
     }
@@ -610,6 +699,17 @@ fn report(suites: &[Suite], ci: bool) -> i32 {
             missing.push(x.name);
         }
     }
+    let failures: Vec<(&str, &String)> = suites.iter().flat_map(|x| x.failures.iter().map(|f| (x.name, f))).collect();
+    if !failures.is_empty() {
+        println!("failures:");
+        for (suite, failure) in failures {
+            let mut lines = failure.lines();
+            println!("  [{suite}] {}", lines.next().unwrap_or(""));
+            for line in lines {
+                println!("      {line}");
+            }
+        }
+    }
     let ci_missing = ci && !missing.is_empty();
     if ci_missing {
         println!("CI requires every suite; not run: {}", missing.join(", "));
@@ -622,6 +722,44 @@ fn report(suites: &[Suite], ci: bool) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::parse_result_line;
+
+    #[test]
+    fn names_failures_with_their_reason() {
+        let log: Vec<String> = "     Running tests/kernel_v1.rs (target/debug/deps/kernel_v1-abc)
+running 2 tests
+test a_passes ... ok
+test b_fails ... FAILED
+
+failures:
+
+---- b_fails stdout ----
+some output
+thread 'b_fails' panicked at memguard/tests/kernel_v1.rs:10:5:
+level stayed Normal
+note: run with `RUST_BACKTRACE=1`
+
+failures:
+    b_fails
+
+test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.00s"
+            .lines()
+            .map(String::from)
+            .collect();
+        let f = super::libtest_failures(&log);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].0, "tests/kernel_v1.rs");
+        assert!(f[0].1.starts_with("b_fails\nthread 'b_fails' panicked at"), "{}", f[0].1);
+        assert!(f[0].1.contains("level stayed Normal") && !f[0].1.contains("some output"));
+        let c: Vec<String> =
+            ["ok   x (1 ms)", "  FAILED t.c:630: wait_count(&p.warnings, 1, 5000)", "FAIL levels (5027 ms)"]
+                .iter()
+                .map(|s| String::from(*s))
+                .collect();
+        assert_eq!(
+            super::plain_failures(&c),
+            vec!["FAIL levels (5027 ms)\nFAILED t.c:630: wait_count(&p.warnings, 1, 5000)"]
+        );
+    }
 
     #[test]
     fn parses_pytest_summaries() {
