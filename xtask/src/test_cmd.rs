@@ -184,7 +184,14 @@ fn libtest_failures(lines: &[String]) -> Vec<(String, String)> {
         .map(|(bin, name)| {
             let why = blocks.iter().find(|(n, _)| *n == name).map(|(_, body)| {
                 let panic = body.iter().position(|l| l.contains("panicked at")).unwrap_or(0);
-                body[panic..].iter().filter(|l| !l.trim().is_empty()).take(12).cloned().collect::<Vec<_>>().join("\n")
+                body[panic..]
+                    .iter()
+                    .take_while(|l| !l.starts_with("stack backtrace:"))
+                    .filter(|l| !l.trim().is_empty())
+                    .take(12)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
             (bin, format!("{name}\n{}", why.unwrap_or_default()).trim_end().to_owned())
         })
