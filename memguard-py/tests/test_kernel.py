@@ -106,7 +106,7 @@ def _full_speed(kit: Kit, mode: str, *extra: str, total: int = 768) -> "tuple[in
     out = cg.run(argv, timeout=120, env=_env())
     kills = cg.oom_kills()
     cg.remove()
-    report = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {}
+    report = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"trace": out.stderr[-1500:]}
     assert out.returncode in (0, -signal.SIGKILL), f"{mode}: unexpected exit {out.returncode}: {out.stderr[-2000:]}"
     assert (out.returncode == 0) == (kills == 0), f"{mode}: exit {out.returncode} with {kills} OOM kill(s)"
     return out.returncode, report
@@ -145,6 +145,9 @@ def _slow_handler(kit: Kit) -> None:
     ok_plain = sum(1 for code, _ in plain if code == 0)
     print(f"\n{kit.version} full speed, on_level handler working 30 ms before freeing: "
           f"with prediction survived {ok}/{FULL_RUNS}, without prediction {ok_plain}/{NO_PREDICT_RUNS}")
+    for code, report in predicted:
+        if code != 0:
+            print(f"killed run (with prediction), its handler's trace:\n{report.get('trace', '')}")
     assert ok == FULL_RUNS, f"with prediction: survived {ok}/{FULL_RUNS}"
 
 

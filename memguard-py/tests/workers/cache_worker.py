@@ -51,6 +51,7 @@ def main() -> int:
         return freed
 
     guard = None
+    start = time.monotonic()
     if a.guard != "none":
         import memguard
 
@@ -62,6 +63,12 @@ def main() -> int:
             @guard.on_level
             def clear(change: "memguard.LevelChange") -> None:
                 state["level_events"] += 1
+                # A trace on stderr (line-buffered) says what happened when the run is killed.
+                snap = change.snapshot
+                ttl = f"{snap.time_to_limit * 1000:.0f} ms" if snap.time_to_limit is not None else "-"
+                print(f"{time.monotonic() - start:.3f}s {change.previous}->{change.current} at "
+                      f"{snap.used_fraction:.3f}, time to limit {ttl}, cached {state['cached'] >> 20} MiB",
+                      file=sys.stderr)
                 if change.rising:
                     if a.handler_delay_ms:
                         time.sleep(a.handler_delay_ms / 1000.0)  # work before anything is freed
@@ -75,7 +82,6 @@ def main() -> int:
                 if change.rising:
                     evict(max(state["cached"] // 2, step))
 
-    start = time.monotonic()
     n = int(a.total * MIB) // step
     for i in range(n):
         if guard is not None and a.guard == "on_level" and guard.level() >= memguard.Level.WARNING:
