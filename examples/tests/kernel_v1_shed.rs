@@ -10,3 +10,11 @@ fn guarded_worker_survives_where_unguarded_twin_dies() {
         Err(why) => common::unavailable("guarded_worker_survives_where_unguarded_twin_dies", &why),
     }
 }
+
+#[test]
+fn writes_only_trigger_files() {
+    match common::cgroup::Kit::v1() {
+        Ok(kit) => common::writes_only_trigger_files(&kit, 192 << 20, "300M"),
+        Err(why) => common::unavailable("writes_only_trigger_files", &why),
+    }
+}

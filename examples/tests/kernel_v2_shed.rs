@@ -12,3 +12,12 @@ fn guarded_worker_survives_where_unguarded_twin_dies() {
         Err(why) => common::unavailable("guarded_worker_survives_where_unguarded_twin_dies", &why),
     }
 }
+
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn writes_only_trigger_files() {
+    match common::cgroup::Kit::v2() {
+        Ok(kit) => common::writes_only_trigger_files(&kit, 128 << 20, "100M"),
+        Err(why) => common::unavailable("writes_only_trigger_files", &why),
+    }
+}

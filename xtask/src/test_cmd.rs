@@ -84,6 +84,7 @@ pub fn main(args: Vec<String>) -> i32 {
     }
     let root = workspace_root();
     let ci = in_ci();
+    ensure_test_tools();
     let mut suites = cargo_test_suites(&root);
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
@@ -94,6 +95,18 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 // ------------------------------------------------------------------ cargo test --
+
+/// Debian packages the kernel tests run beside memguard: `strace` (the "writes nothing it should
+/// not" test, natively and in the VM, which sees the host's `/usr`). Installed when missing; if
+/// that fails, the tests that need it say so (and fail in CI).
+fn ensure_test_tools() {
+    if vm::packages::find_in_path("strace").is_none() {
+        banner("installing strace with apt-get");
+        if let Err(e) = vm::packages::apt_install(&["strace"]) {
+            eprintln!("xtask test: {e}");
+        }
+    }
+}
 
 fn cargo_test_suites(root: &Path) -> Vec<Suite> {
     let mut unit = Suite { name: "unit & fixtures", ..Suite::default() };

@@ -15,7 +15,7 @@ mod cli;
 mod cpio;
 mod initramfs;
 mod kernel;
-mod packages;
+pub mod packages;
 mod qemu;
 mod runscript;
 
