@@ -77,7 +77,8 @@
 //! read; the usage is stored before the cleared bytes leave the committed total, with
 //! release/acquire ordering, so a request never sees the old usage without the settling
 //! bytes.) A release racing with the epoch change may land in the ended bucket just after it
-//! was cleared; it is then cleared one sample later — late, never early.
+//! was cleared; that bucket is next cleared by the sample after the next one — late, never
+//! early (found and checked by the model-checking tests, `budget/model_check.rs`).
 //!
 //! A guard's watcher samples at least every 50 ms while reservations are being released (and
 //! at its usual pace otherwise), so released bytes settle within about that long.
@@ -152,9 +153,12 @@
 //! `requested`, `available`, `soft_limit`, `level`, `scope` and `suppressed`; at most one per
 //! second per budget, `suppressed` counting the refusals not logged since the previous event.
 
+#[cfg(all(test, shuttle))]
+mod model_check;
 mod reservation;
 mod stock;
 mod sub;
+mod sync;
 
 pub(crate) use crate::ratelimit::LogLimiter;
 pub use reservation::Reservation;
@@ -163,12 +167,12 @@ pub use sub::SubBudget;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{
+use std::time::Duration;
+use sync::atomic::{
     AtomicU64, AtomicU8,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
@@ -212,7 +216,7 @@ struct Counters {
 }
 
 /// The source of unique budget ids (never reused).
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 #[derive(Debug)]
 pub(crate) struct Shared {

@@ -1,7 +1,7 @@
 //! [`Reservation`]: bytes held from a [`Budget`](super::Budget) until dropped.
 
+use super::sync::Arc;
 use std::fmt;
-use std::sync::Arc;
 
 use super::sub::SubShared;
 use super::{BudgetExceeded, Shared};

@@ -1,8 +1,8 @@
 //! [`SubBudget`]: a named child of a [`Budget`] with its own cap.
 
+use super::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use super::sync::Arc;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 
 use super::{Budget, BudgetExceeded, Reservation, Shared, SubBudgetStats};
 use crate::level::Level;
