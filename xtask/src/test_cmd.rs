@@ -10,8 +10,11 @@
 //! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
 //!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
 //!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
-//! 6. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 7. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 6. **model check & miri** — the budget's model-checking tests under Shuttle
+//!    (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`), then the pure parts (parsers, levels,
+//!    the growth estimator, the budget) under Miri (nightly; the component is added when missing);
+//! 7. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 8. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -89,6 +92,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
     suites.push(c_suite(&root, skip_vm));
+    suites.push(checked_concurrency_suite(&root));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
     report(&suites, ci)
@@ -527,6 +531,82 @@ fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
         }
     }
     Some((label, counts))
+}
+
+// ------------------------------------------------------- model check & miri ----
+
+/// The unit-test modules Miri runs: what needs no system calls beyond memory and threads.
+pub const MIRI_MODULES: &[&str] = &["parse::", "level::", "watch::rate", "budget::"];
+
+/// Shuttle model checking of the budget, then Miri on the pure modules ([`MIRI_MODULES`]).
+fn checked_concurrency_suite(root: &Path) -> Suite {
+    let mut suite = Suite { name: "model check & miri", ..Suite::default() };
+    banner("model checking (Shuttle) of the budget; Miri on parsers, levels, growth estimator, budget");
+    let start = Instant::now();
+    let shuttle_target = root.join("target/shuttle");
+    let (ok_shuttle, shuttle_lines) = run_merged(
+        Command::new("cargo")
+            .args(["test", "-p", "memguard", "--lib", "--target-dir"])
+            .arg(&shuttle_target)
+            .arg("budget::model_check")
+            .env("RUSTFLAGS", "--cfg shuttle")
+            .current_dir(root),
+    );
+    let mut notes = Vec::new();
+    let (ok_miri, miri_lines) = match ensure_miri() {
+        Ok(()) => run_merged(
+            Command::new("cargo")
+                .args(["+nightly", "miri", "test", "-p", "memguard", "--lib", "--"])
+                .args(MIRI_MODULES)
+                .current_dir(root),
+        ),
+        Err(why) => {
+            suite.unavailable = true;
+            notes.push(why);
+            (false, Vec::new())
+        }
+    };
+    for (ok, lines, what) in [(ok_shuttle, &shuttle_lines, "shuttle"), (ok_miri, &miri_lines, "miri")] {
+        let mut counted = false;
+        for line in lines {
+            if let Some((p, f, s)) = parse_result_line(line.trim()) {
+                counted |= p + f > 0;
+                suite.passed += p;
+                suite.failed += f;
+                suite.skipped += s;
+            }
+        }
+        let failures = libtest_failures(lines);
+        let not_run = what == "miri" && suite.unavailable;
+        if !ok && failures.is_empty() && !not_run {
+            // Failed without a failing test: a build error, a crash of the interpreter.
+            suite.failed += 1;
+            notes.push(format!("{what} failed to run (see above)"));
+        }
+        suite.failures.extend(failures.into_iter().map(|(_, f)| format!("{what}: {f}")));
+        if counted {
+            notes.push(what.to_owned());
+        }
+    }
+    suite.secs = start.elapsed().as_secs_f64();
+    suite.remark = Some(notes.join(", "));
+    suite
+}
+
+/// Miri on nightly: `rustup component add miri` when missing.
+fn ensure_miri() -> Result<(), String> {
+    let have =
+        || Command::new("cargo").args(["+nightly", "miri", "--version"]).output().is_ok_and(|o| o.status.success());
+    if have() {
+        return Ok(());
+    }
+    banner("installing Miri (rustup component add --toolchain nightly miri rust-src)");
+    let _ = Command::new("rustup").args(["component", "add", "--toolchain", "nightly", "miri", "rust-src"]).status();
+    if have() {
+        Ok(())
+    } else {
+        Err("Miri is not available for the nightly toolchain (rustup component add miri failed)".into())
+    }
 }
 
 // --------------------------------------------------------------------- fuzz ----
