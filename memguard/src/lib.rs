@@ -85,6 +85,14 @@ mod metrics;
 pub mod parse;
 #[cfg(not(feature = "fuzzing"))]
 mod parse;
+/// What the cargo-fuzz targets of `fuzz/` drive beyond the parsers: the watcher's own readers
+/// and the growth estimator. Not part of the public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api {
+    pub use crate::watch::rate::RateEstimator;
+    pub use crate::watch::sources::memory_events::parse_counters;
+}
 mod qos;
 mod ratelimit;
 pub mod render;

@@ -54,7 +54,7 @@ fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
 }
@@ -626,15 +626,7 @@ fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
         suite.remark = Some(why);
         return suite;
     }
-    let targets = match Command::new("cargo").args(["+nightly", "fuzz", "list"]).current_dir(&fuzz_dir).output() {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(String::from)
-            .collect::<Vec<_>>(),
-        _ => Vec::new(),
-    };
+    let targets = fuzz_targets(&fuzz_dir);
     if targets.is_empty() {
         suite.failed = 1;
         suite.remark = Some("`cargo fuzz list` found no targets".into());
@@ -642,10 +634,14 @@ fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
     }
     for t in &targets {
         let max_time = format!("-max_total_time={secs}");
+        // The committed corpus is replayed first, then grown (not committed by this run).
+        let _ = std::fs::create_dir_all(fuzz_dir.join("fuzz/corpus").join(t));
         // libFuzzer prints a line per new input: keep it out of the log unless the target fails.
         let (ok, lines) = run_quiet(
             Command::new("cargo")
-                .args(["+nightly", "fuzz", "run", t, "--", &max_time, "-print_final_stats=1"])
+                .args(["+nightly", "fuzz", "run", t])
+                .arg(fuzz_dir.join("fuzz/corpus").join(t))
+                .args(["--", &max_time, "-print_final_stats=1"])
                 .current_dir(&fuzz_dir),
         );
         let runs = lines.iter().rev().find_map(|l| l.strip_prefix("stat::number_of_executed_units:"));
@@ -666,7 +662,20 @@ fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
     suite
 }
 
-fn ensure_cargo_fuzz() -> Result<(), String> {
+/// The targets `cargo fuzz list` names in `fuzz_dir` (empty when it fails).
+pub fn fuzz_targets(fuzz_dir: &Path) -> Vec<String> {
+    match Command::new("cargo").args(["+nightly", "fuzz", "list"]).current_dir(fuzz_dir).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn ensure_cargo_fuzz() -> Result<(), String> {
     let nightly = Command::new("cargo").args(["+nightly", "--version"]).output();
     if !nightly.is_ok_and(|o| o.status.success()) {
         return Err("no nightly Rust toolchain (cargo fuzz needs one)".into());
