@@ -10,11 +10,15 @@
 //! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
 //!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
 //!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
-//! 6. **model check & miri** — the budget's model-checking tests under Shuttle
+//! 6. **soak** — `memguard-e2e soak --soak-secs 120 --check` natively: two minutes oscillating
+//!    between Normal and Critical with callbacks, a shedder and reservations from three threads;
+//!    footprint, budget and event counts must stay flat and exact (the hour-long run is the same
+//!    command with `--soak-secs 3600`);
+//! 7. **model check & miri** — the budget's model-checking tests under Shuttle
 //!    (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`), then the pure parts (parsers, levels,
 //!    the growth estimator, the budget) under Miri (nightly; the component is added when missing);
-//! 7. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 8. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 8. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 9. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -92,6 +96,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
     suites.push(c_suite(&root, skip_vm));
+    suites.push(soak_suite(&root));
     suites.push(checked_concurrency_suite(&root));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
@@ -531,6 +536,54 @@ fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
         }
     }
     Some((label, counts))
+}
+
+// --------------------------------------------------------------------- soak ----
+
+/// Seconds of the soak in the test command.
+const SOAK_SECS: u32 = 120;
+
+/// Two minutes of `memguard-e2e soak --check` on this host's kernel.
+fn soak_suite(root: &Path) -> Suite {
+    let mut suite = Suite { name: "soak", ..Suite::default() };
+    banner(&format!("soak: {SOAK_SECS} s oscillating between Normal and Critical (memguard-e2e soak --check)"));
+    let start = Instant::now();
+    let (built, _) = run_merged(
+        Command::new("cargo")
+            .args(["build", "--release", "-q", "-p", "memguard-benches", "--bin", "memguard-e2e"])
+            .current_dir(root),
+    );
+    if !built {
+        suite.failed = 1;
+        suite.remark = Some("building memguard-e2e failed".into());
+        return suite;
+    }
+    let (ok, lines) = run_merged(
+        Command::new(root.join("target/release/memguard-e2e"))
+            .args(["soak", "--soak-secs", &SOAK_SECS.to_string(), "--check"])
+            .current_dir(root),
+    );
+    suite.secs = start.elapsed().as_secs_f64();
+    let problems: Vec<String> =
+        lines.iter().filter_map(|l| l.strip_prefix("SOAK PROBLEM: ")).map(String::from).collect();
+    let not_measured: Vec<String> =
+        lines.iter().filter_map(|l| l.strip_prefix("NOT MEASURED ")).map(String::from).collect();
+    if ok && problems.is_empty() && not_measured.is_empty() {
+        suite.passed = 1;
+        suite.remark = lines.iter().find(|l| l.starts_with("soak, cgroup")).cloned();
+    } else if !not_measured.is_empty() && problems.is_empty() {
+        // No cgroup to soak in: a skip locally, a failure in CI (report()).
+        suite.unavailable = true;
+        suite.remark = Some(not_measured.join("; "));
+    } else {
+        suite.failed = 1;
+        suite.failures = problems.clone();
+        if suite.failures.is_empty() {
+            suite.failures.push("memguard-e2e soak failed (see above)".into());
+        }
+        suite.remark = Some(format!("{} problem(s)", problems.len().max(1)));
+    }
+    suite
 }
 
 // ------------------------------------------------------- model check & miri ----

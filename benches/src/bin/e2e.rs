@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use memguard_benches::e2e::cgroup::{Hierarchy, Version, Workspace};
 use memguard_benches::e2e::idle::{self, CliIdleResult, IdleResult};
 use memguard_benches::e2e::latency::{self, SourceResult};
+use memguard_benches::e2e::soak;
 use memguard_benches::e2e::stats::Summary;
 use memguard_benches::e2e::{Environment, MIB};
 use serde::Serialize;
@@ -47,6 +48,12 @@ struct Cli {
     /// this binary, i.e. `target/release/memguard`).
     #[arg(long, global = true, value_name = "PATH")]
     memguard_bin: Option<PathBuf>,
+    /// Soak duration, seconds.
+    #[arg(long, global = true, default_value_t = 120)]
+    soak_secs: u64,
+    /// Soak: exit non-zero when a problem is listed.
+    #[arg(long, global = true)]
+    check: bool,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +64,9 @@ enum Command {
     Idle,
     /// Both.
     All,
+    /// A long run oscillating between Normal and Critical (`--soak-secs`): footprint, budget
+    /// and event counts must stay flat and exact (`--check` fails on a problem).
+    Soak,
 }
 
 /// A measurement that could not be taken.
@@ -72,6 +82,7 @@ struct Report {
     latency: Vec<SourceResult>,
     idle: Option<IdleResult>,
     idle_cli: Option<CliIdleResult>,
+    soak: Option<soak::SoakResult>,
     failures: Vec<Failure>,
 }
 
@@ -112,6 +123,14 @@ fn measure(ws: &Workspace, cli: &Cli, report: &mut Report) {
                 }
                 Err(e) => report.failures.push(Failure { measurement: name.into(), error: e.to_string() }),
             }
+        }
+    }
+    if cli.command == Command::Soak {
+        progress(&format!("soak: {} s ...", cli.soak_secs));
+        let o = soak::Options { duration: Duration::from_secs(cli.soak_secs), ..soak::Options::default() };
+        match soak::run(ws, &o) {
+            Ok(r) => report.soak = Some(r),
+            Err(e) => report.failures.push(Failure { measurement: "soak".into(), error: e.to_string() }),
         }
     }
     if matches!(cli.command, Command::Idle | Command::All) {
@@ -252,10 +271,69 @@ fn table(r: &Report) -> String {
             );
         }
     }
+    if let Some(s) = &r.soak {
+        soak_table(o, s);
+    }
     for f in &r.failures {
         outln!(o, "\nNOT MEASURED {}: {}", f.measurement, f.error);
     }
     out
+}
+
+fn soak_table(o: &mut String, s: &soak::SoakResult) {
+    outln!(o, "\nsoak, cgroup {}: {:.0} s, {} cycles Normal -> Critical -> Normal", s.cgroup, s.seconds, s.cycles);
+    outln!(o, "{:<10} {:>9} {:>12} {:>6} {:>8} {:>12}", "", "at (s)", "RSS (KiB)", "fds", "threads", "held (KiB)");
+    for (what, f) in [("start", &s.start), ("end", &s.end)] {
+        outln!(
+            o,
+            "{what:<10} {:>9.1} {:>12} {:>6} {:>8} {:>12}",
+            f.at_seconds,
+            f.rss_bytes >> 10,
+            f.fds,
+            f.threads,
+            f.held_bytes >> 10
+        );
+    }
+    outln!(o, "RSS growth beyond the harness's own memory: {} KiB", s.rss_growth_bytes / 1024);
+    outln!(
+        o,
+        "level changes {} ({} to Critical); shedder runs {} ({} MiB freed)",
+        s.level_changes,
+        s.critical_entries,
+        s.shed_runs,
+        s.shed_freed_bytes / MIB
+    );
+    outln!(
+        o,
+        "reservations granted {}, refused {}; after release: outstanding {}, settling {}",
+        s.reservations_granted,
+        s.reservations_refused,
+        s.outstanding_after,
+        s.settling_after
+    );
+    outln!(
+        o,
+        "events received {:?}; guard's counts {:?}; dropped {}",
+        s.events_received,
+        s.events_total,
+        s.callback_events_dropped
+    );
+    if let (Some(h), Some(m)) = (s.kernel_high_delta, s.kernel_max_delta) {
+        outln!(
+            o,
+            "memory.events since start: high {} carried / {} kernel, max {} carried / {} kernel",
+            h.0,
+            h.1,
+            m.0,
+            m.1
+        );
+    }
+    if s.problems.is_empty() {
+        outln!(o, "soak: no problem");
+    }
+    for p in &s.problems {
+        outln!(o, "SOAK PROBLEM: {p}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -275,7 +353,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut report = Report { environment, latency: Vec::new(), idle: None, idle_cli: None, failures: Vec::new() };
+    let mut report =
+        Report { environment, latency: Vec::new(), idle: None, idle_cli: None, soak: None, failures: Vec::new() };
     measure(&ws, &cli, &mut report);
     drop(ws);
     if cli.json {
@@ -290,7 +369,8 @@ fn main() -> ExitCode {
     } else {
         print!("{}", table(&report));
     }
-    if report.failures.is_empty() {
+    let soak_failed = cli.check && report.soak.as_ref().is_some_and(|s| !s.problems.is_empty());
+    if report.failures.is_empty() && !soak_failed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

@@ -7,6 +7,9 @@ use std::io;
 use std::ops::Range;
 use std::ptr::NonNull;
 
+use super::cgroup::BenchCgroup;
+use super::{bail, Error, Result};
+
 /// The page size (4 KiB on x86-64; read once from `sysconf`).
 pub fn page_size() -> usize {
     // SAFETY: sysconf takes no pointers and has no preconditions.
@@ -109,6 +112,66 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // SAFETY: unmapping exactly the mapping created in `new`, once.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Anonymous memory parked at a target usage, plus a crossing region right after it.
+pub struct Ballast {
+    arena: Arena,
+    len: usize,
+}
+
+impl Ballast {
+    pub fn new(max: u64) -> Result<Ballast> {
+        let max = usize::try_from(max).map_err(|_| Error("ballast size overflows usize".into()))?;
+        Ok(Ballast { arena: Arena::new(max).map_err(|e| Error(format!("mmap: {e}")))?, len: 0 })
+    }
+
+    /// Grow or shrink the touched prefix until the cgroup's usage is within `tolerance` of
+    /// `target`; returns the usage reached.
+    pub fn park(&mut self, cg: &BenchCgroup, target: u64, tolerance: u64) -> Result<u64> {
+        let mut usage = cg.usage()?;
+        for _ in 0..16 {
+            if usage.abs_diff(target) <= tolerance {
+                return Ok(usage);
+            }
+            let delta = usize::try_from(usage.abs_diff(target)).unwrap_or(usize::MAX);
+            if usage < target {
+                let end = self.len.saturating_add(delta).min(self.arena.len());
+                self.arena.touch(self.len..end);
+                self.len = end;
+            } else {
+                if self.len == 0 {
+                    bail!("usage {usage} is above the parking target {target} with no ballast left");
+                }
+                let start = self.len.saturating_sub(delta);
+                self.arena.release(start..self.len).map_err(|e| Error(format!("madvise: {e}")))?;
+                self.len = start;
+            }
+            usage = cg.usage()?;
+        }
+        if usage.abs_diff(target) <= 2 * tolerance {
+            return Ok(usage);
+        }
+        bail!("could not park usage at {target} (±{tolerance}): {usage}")
+    }
+
+    /// Bytes touched (the parked prefix).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing touched.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn cross(&mut self, bytes: usize) {
+        self.arena.touch(self.len..self.len.saturating_add(bytes));
+    }
+
+    pub fn uncross(&mut self, bytes: usize) -> Result<()> {
+        self.arena.release(self.len..self.len.saturating_add(bytes)).map_err(|e| Error(format!("madvise: {e}")))
     }
 }
 

@@ -30,7 +30,7 @@ use memguard::watch::{Direction, Event, EventKind, Stall};
 use memguard::MemGuard;
 use serde::Serialize;
 
-use super::arena::Arena;
+use super::arena::{Arena, Ballast};
 use super::cgroup::{BenchCgroup, Version, Workspace};
 use super::stats::Summary;
 use super::{bail, Error, Result, MIB};
@@ -176,56 +176,6 @@ impl Series {
         r.trigger_to_callback = Summary::of(&self.trigger);
         r.wake_to_callback = Summary::of(&self.wake);
         r.crossing_duration = Summary::of(&self.crossing);
-    }
-}
-
-/// Anonymous memory parked at a target usage, plus a crossing region right after it.
-struct Ballast {
-    arena: Arena,
-    len: usize,
-}
-
-impl Ballast {
-    fn new(max: u64) -> Result<Ballast> {
-        let max = usize::try_from(max).map_err(|_| Error("ballast size overflows usize".into()))?;
-        Ok(Ballast { arena: Arena::new(max).map_err(|e| Error(format!("mmap: {e}")))?, len: 0 })
-    }
-
-    /// Grow or shrink the touched prefix until the cgroup's usage is within `tolerance` of
-    /// `target`; returns the usage reached.
-    fn park(&mut self, cg: &BenchCgroup, target: u64, tolerance: u64) -> Result<u64> {
-        let mut usage = cg.usage()?;
-        for _ in 0..16 {
-            if usage.abs_diff(target) <= tolerance {
-                return Ok(usage);
-            }
-            let delta = usize::try_from(usage.abs_diff(target)).unwrap_or(usize::MAX);
-            if usage < target {
-                let end = self.len.saturating_add(delta).min(self.arena.len());
-                self.arena.touch(self.len..end);
-                self.len = end;
-            } else {
-                if self.len == 0 {
-                    bail!("usage {usage} is above the parking target {target} with no ballast left");
-                }
-                let start = self.len.saturating_sub(delta);
-                self.arena.release(start..self.len).map_err(|e| Error(format!("madvise: {e}")))?;
-                self.len = start;
-            }
-            usage = cg.usage()?;
-        }
-        if usage.abs_diff(target) <= 2 * tolerance {
-            return Ok(usage);
-        }
-        bail!("could not park usage at {target} (±{tolerance}): {usage}")
-    }
-
-    fn cross(&mut self, bytes: usize) {
-        self.arena.touch(self.len..self.len.saturating_add(bytes));
-    }
-
-    fn uncross(&mut self, bytes: usize) -> Result<()> {
-        self.arena.release(self.len..self.len.saturating_add(bytes)).map_err(|e| Error(format!("madvise: {e}")))
     }
 }
 

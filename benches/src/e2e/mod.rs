@@ -7,6 +7,8 @@
 //! * [`latency`] — kernel notification → `on_event` callback, per source (v1 usage threshold,
 //!   v2 `memory.events` `high`, PSI trigger).
 //! * [`idle`] — CPU time of the reactor and dispatcher threads while nothing happens.
+//! * [`soak`] — a long run oscillating between Normal and Critical: footprint, budget and
+//!   event counts must stay flat and exact.
 //! * [`stats`] — percentiles.
 //! * [`arena`] — anonymous memory charged and uncharged page by page.
 //!
@@ -17,6 +19,7 @@ pub mod arena;
 pub mod cgroup;
 pub mod idle;
 pub mod latency;
+pub mod soak;
 pub mod stats;
 
 use std::fmt;
