@@ -13,12 +13,14 @@
 //!
 //! What memguard arms (the source `psi-watch`, its detail ending "from MEMORY_PRESSURE_WATCH"):
 //! * a regular file (a PSI file on cgroupfs or procfs): opened read-write, the decoded bytes
-//!   written (without `MEMORY_PRESSURE_WRITE`, memguard's own trigger candidates, as for its own
-//!   files), `EPOLLPRI` awaited; each wake is a `Psi` event (stall from the trigger's first word,
+//!   written (without `MEMORY_PRESSURE_WRITE`, memguard's own `some` trigger candidates, as for
+//!   its own files), `EPOLLPRI` awaited; each wake is a `Psi` event (stall from the trigger's first word,
 //!   scope `system` under `/proc`, else `cgroup`), with the same spurious-wake filter as
 //!   memguard's own triggers;
-//! * a FIFO or character device: opened, the bytes written, `EPOLLIN` awaited, data read and
-//!   discarded; an `AF_UNIX` stream socket: connected, the bytes written, likewise.
+//! * a FIFO or character device: opened read-write, the bytes written, `EPOLLIN` awaited, data
+//!   read and discarded (as with sd-event, bytes written to a FIFO nobody else reads come back as
+//!   the first wake); an `AF_UNIX` stream socket: connected, the bytes written, likewise, and the
+//!   source ends when the peer closes.
 //!
 //! These replace memguard's own PSI triggers. When the given file cannot be armed (missing,
 //! the kernel refuses the trigger) `status` lists `psi-watch` as not armed with the error and
