@@ -903,8 +903,7 @@ mod tests {
         }
     }
 
-    /// Every variable of the table parses its documented format, sets its setting, and a bad
-    /// text or an out-of-range value is an error naming the variable and its text.
+    /// systemd's variables: parsed as sd-event reads them, errors name the variable.
     #[test]
     fn systemd_memory_pressure_variables() {
         let path = "/sys/fs/cgroup/system.slice/app.service/memory.pressure";
@@ -929,6 +928,8 @@ mod tests {
         assert_eq!(b.config().expect("valid").pressure_watch(), &PressureWatch::Disabled);
     }
 
+    /// Every variable of the table parses its documented format, sets its setting, and a bad
+    /// text or an out-of-range value is an error naming the variable and its text.
     #[test]
     fn every_variable_sets_its_setting() {
         let c = env_config(&[
