@@ -21,9 +21,11 @@ fi
 py=${PYTHON:-$(python3 -c 'import sys; print(sys.executable)')}
 echo "== memguard-py: using $py"
 
-if ! "$py" -c 'import maturin, pytest' >/dev/null 2>&1; then
-    echo "== memguard-py: installing maturin and pytest"
-    "$py" -m pip install --quiet 'maturin>=1.9,<2' pytest || exit 1
+if ! "$py" -c 'import maturin, pytest, prometheus_client, yaml' >/dev/null 2>&1; then
+    # prometheus_client: the collector (memguard.prometheus) is tested with the real library;
+    # PyYAML: the README's Kubernetes/Prometheus YAML is parsed and checked.
+    echo "== memguard-py: installing maturin, pytest, prometheus_client and PyYAML"
+    "$py" -m pip install --quiet 'maturin>=1.9,<2' pytest 'prometheus_client>=0.17' pyyaml || exit 1
 fi
 
 echo "== memguard-py: building and installing the package (pip install ./memguard-py)"

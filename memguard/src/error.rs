@@ -38,8 +38,9 @@ pub enum Error {
         /// The setting, named as its [`Builder`](crate::watch::Builder) method:
         /// `redetect_interval`, `warn`, `limit_override`, ...
         setting: &'static str,
-        /// The environment variable the value came from (`MEMGUARD_REDETECT_INTERVAL`), or
-        /// `None` when it was set in code.
+        /// The environment variable the value came from (`MEMGUARD_REDETECT_INTERVAL`, or
+        /// systemd's `MEMORY_PRESSURE_WATCH` / `MEMORY_PRESSURE_WRITE`), or `None` when it was
+        /// set in code.
         env_var: Option<&'static str>,
         /// The offending value: the variable's text, or the value set in code.
         value: String,

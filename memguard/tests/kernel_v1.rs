@@ -77,3 +77,18 @@ fn jdk_agrees() {
         Err(why) => unavailable("jdk_agrees", &why),
     }
 }
+
+// systemd's memory pressure protocol (MEMORY_PRESSURE_WATCH / MEMORY_PRESSURE_WRITE).
+#[test]
+fn systemd_pressure_watch_arms() {
+    if let Some(k) = kit(stringify!(systemd_pressure_watch_arms)) {
+        support::pressure_watch::systemd_pressure_watch_arms(&k);
+    }
+}
+
+#[test]
+fn systemd_pressure_watch_off_invalid_and_fallback() {
+    if let Some(k) = kit(stringify!(systemd_pressure_watch_off_invalid_and_fallback)) {
+        support::pressure_watch::systemd_pressure_watch_off_invalid_and_fallback(&k);
+    }
+}

@@ -93,3 +93,28 @@ fn pure_v2_hierarchy_is_detected() {
     assert_eq!(s["cgroup"], "v2", "{s:#}");
     assert_eq!(s["mount_point"], "/sys/fs/cgroup", "{s:#}");
 }
+
+// systemd's memory pressure protocol (MEMORY_PRESSURE_WATCH / MEMORY_PRESSURE_WRITE).
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn systemd_pressure_watch_arms() {
+    if let Some(k) = kit(stringify!(systemd_pressure_watch_arms)) {
+        support::pressure_watch::systemd_pressure_watch_arms(&k);
+    }
+}
+
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn systemd_pressure_watch_off_invalid_and_fallback() {
+    if let Some(k) = kit(stringify!(systemd_pressure_watch_off_invalid_and_fallback)) {
+        support::pressure_watch::systemd_pressure_watch_off_invalid_and_fallback(&k);
+    }
+}
+
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn systemd_pressure_watch_event_under_pressure() {
+    if let Some(k) = kit(stringify!(systemd_pressure_watch_event_under_pressure)) {
+        support::pressure_watch::systemd_pressure_watch_event_under_pressure(&k);
+    }
+}

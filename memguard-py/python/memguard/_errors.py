@@ -54,7 +54,8 @@ class ConfigError(MemguardError, ValueError):
     Attributes:
         setting: the setting, named as the ``Guard`` keyword / Rust builder method
             (``"redetect_interval"``, ``"warn"``, ``"limit_override"``, ...).
-        env_var: the ``MEMGUARD_*`` variable the value came from, or ``None`` when it was
+        env_var: the ``MEMGUARD_*`` variable the value came from (or systemd's
+            ``MEMORY_PRESSURE_WATCH`` / ``MEMORY_PRESSURE_WRITE``), or ``None`` when it was
             passed in code.
         value: the offending value (the variable's text, or the value passed).
     """

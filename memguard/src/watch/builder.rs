@@ -12,6 +12,10 @@
 //! `1`/`0`/`true`/`false`. An empty variable counts as unset. A value that does not parse or
 //! is out of range is an [`Error::InvalidConfig`] naming the variable and its text.
 //!
+//! systemd's `MEMORY_PRESSURE_WATCH` / `MEMORY_PRESSURE_WRITE` are read too
+//! ([`Builder::pressure_watch`], [`PressureWatch`]): not `MEMGUARD_*` variables, so not in
+//! [`ENV_VARS`]; unparsable values are [`Error::InvalidConfig`] naming them.
+//!
 //! | variable | setting (builder method) | format | default | range |
 //! |---|---|---|---|---|
 //! | `MEMGUARD_WARN` | `warn`: Warning threshold, fraction of the effective limit | fraction | 0.80 | above 0, below 1 and below `critical` |
@@ -48,6 +52,7 @@ use crate::parse::quantity::parse_bytes;
 use crate::parse::setting::{parse_bool, parse_count, parse_duration, parse_fraction};
 
 use super::sampler::SamplerConfig;
+use super::sources::pressure_watch::PressureWatch;
 use super::sources::SourceConfig;
 use super::MemGuard;
 
@@ -356,6 +361,11 @@ impl Config {
         self.sources.psi
     }
 
+    /// systemd's memory pressure protocol as configured ([`Builder::pressure_watch`]).
+    pub fn pressure_watch(&self) -> &PressureWatch {
+        &self.sources.pressure_watch
+    }
+
     /// Whether cgroup notifications (`memory.events`, v1 eventfds) are armed.
     pub fn cgroup_events(&self) -> bool {
         self.sources.cgroup_events
@@ -507,6 +517,7 @@ impl Builder {
             }
             b.from_env.push(FromEnv { setting: v.setting, var: v.name, text });
         }
+        b.cfg.sources.pressure_watch = PressureWatch::from_lookup(&get)?;
         Ok(b)
     }
 
@@ -620,6 +631,16 @@ impl Builder {
     pub fn psi(mut self, on: bool) -> Self {
         self.set_in_code(&["psi"]);
         self.cfg.sources.psi = on;
+        self
+    }
+
+    /// systemd's memory pressure protocol: watch this file (with this trigger) instead of
+    /// memguard's own PSI triggers, or no PSI at all ([`PressureWatch`]). [`from_env`](Self::from_env)
+    /// reads it from `MEMORY_PRESSURE_WATCH` / `MEMORY_PRESSURE_WRITE` (what systemd sets for a
+    /// unit with `MemoryPressureWatch=`); [`new`](Self::new) leaves it unset. [`psi`](Self::psi)
+    /// off wins.
+    pub fn pressure_watch(mut self, watch: PressureWatch) -> Self {
+        self.cfg.sources.pressure_watch = watch;
         self
     }
 
@@ -880,6 +901,31 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// systemd's variables: parsed as sd-event reads them, errors name the variable.
+    #[test]
+    fn systemd_memory_pressure_variables() {
+        let path = "/sys/fs/cgroup/system.slice/app.service/memory.pressure";
+        let c =
+            env_config(&[("MEMORY_PRESSURE_WATCH", path), ("MEMORY_PRESSURE_WRITE", "c29tZSAyMDAwMDAgMjAwMDAwMAA=")])
+                .expect("valid environment");
+        assert_eq!(
+            c.pressure_watch(),
+            &PressureWatch::Path { path: path.into(), write: Some(b"some 200000 2000000\0".to_vec()) }
+        );
+        assert_eq!(env_config(&[]).expect("empty").pressure_watch(), &PressureWatch::Unset);
+        assert_eq!(
+            env_config(&[("MEMORY_PRESSURE_WATCH", "/dev/null")]).expect("off").pressure_watch(),
+            &PressureWatch::Disabled
+        );
+        let err = env(&[("MEMORY_PRESSURE_WATCH", "relative/memory.pressure")]).expect_err("relative");
+        assert_eq!(names(&err), ("pressure_watch", Some("MEMORY_PRESSURE_WATCH"), "relative/memory.pressure".into()));
+        let err = env(&[("MEMORY_PRESSURE_WATCH", path), ("MEMORY_PRESSURE_WRITE", "%%%")]).expect_err("base64");
+        assert_eq!(names(&err), ("pressure_watch", Some("MEMORY_PRESSURE_WRITE"), "%%%".into()));
+        // Code wins: `Builder::new()` ignores the environment, `pressure_watch` sets it.
+        let b = Builder::new().pressure_watch(PressureWatch::Disabled);
+        assert_eq!(b.config().expect("valid").pressure_watch(), &PressureWatch::Disabled);
     }
 
     /// Every variable of the table parses its documented format, sets its setting, and a bad

@@ -25,3 +25,4 @@ pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
 pub use guard::{GuardHandle, MemGuard, Subscription};
 pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};
 pub use source_status::SourceStatus;
+pub use sources::pressure_watch::PressureWatch;

@@ -205,7 +205,7 @@ impl Reactor {
         for s in self.sources.drain(..).flatten() {
             let _ = self.epoll.delete(s.fd());
         }
-        let cfg = self.shared.config.sources;
+        let cfg = self.shared.config.sources.clone();
         let armed = sources::arm(&self.limits, self.detector.fs(), &cfg, self.threshold_bytes());
         let mut status = armed.status;
         for (i, s) in armed.sources.into_iter().enumerate() {

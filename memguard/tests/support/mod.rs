@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod cgroup;
 pub mod files;
+pub mod pressure_watch;
 pub mod scenarios;
 pub mod watch;
 

@@ -5,6 +5,7 @@
 //! | `v2-memory-events` | `memory.events` of the limiting cgroup, `EPOLLPRI`, re-read on each wake |
 //! | `psi-cgroup-some` / `psi-cgroup-full` | trigger written to the cgroup's `memory.pressure` |
 //! | `psi-system-some` / `psi-system-full` | trigger written to `/proc/pressure/memory` (fallback) |
+//! | `psi-watch` | systemd's `$MEMORY_PRESSURE_WATCH` / `$MEMORY_PRESSURE_WRITE` ([`pressure_watch`]), instead of the `psi-*` above |
 //! | `v1-threshold-warn` / `v1-threshold-critical` | `cgroup.event_control` + eventfd on `memory.usage_in_bytes` |
 //! | `v1-pressure-medium` / `v1-pressure-critical` | eventfd on `memory.pressure_level` |
 //! | `v1-oom` | eventfd on `memory.oom_control` |
@@ -13,6 +14,7 @@
 //! Arming never fails the guard: a source that cannot be armed is reported with the reason.
 
 pub mod memory_events;
+pub mod pressure_watch;
 pub mod psi;
 pub mod v1;
 
@@ -75,7 +77,7 @@ pub trait Source: Send + std::fmt::Debug {
 }
 
 /// Which sources to try.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SourceConfig {
     /// Try PSI triggers.
     pub psi: bool,
@@ -85,6 +87,9 @@ pub struct SourceConfig {
     pub debounce: std::time::Duration,
     /// v1: also arm the growth sentinels ([`GROWTH_SENTINELS`]) for predictive warning.
     pub growth_sentinels: bool,
+    /// systemd's memory pressure protocol (`MEMORY_PRESSURE_WATCH`): replaces memguard's own
+    /// choice of PSI triggers when set.
+    pub pressure_watch: pressure_watch::PressureWatch,
 }
 
 impl Default for SourceConfig {
@@ -94,6 +99,7 @@ impl Default for SourceConfig {
             cgroup_events: true,
             debounce: std::time::Duration::from_millis(100),
             growth_sentinels: true,
+            pressure_watch: pressure_watch::PressureWatch::Unset,
         }
     }
 }
@@ -186,7 +192,19 @@ fn arm_with(
         armed.note("cgroup-events", false, "disabled by configuration".into());
     }
     if cfg.psi {
-        psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed, psi_dry_run);
+        match &cfg.pressure_watch {
+            pressure_watch::PressureWatch::Disabled => {
+                armed.note("psi", false, format!("turned off by {}=/dev/null", pressure_watch::WATCH_VAR))
+            }
+            pressure_watch::PressureWatch::Path { path, write } => {
+                if !pressure_watch::arm(fs, path, write.as_deref(), &mut armed, psi_dry_run) {
+                    psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed, psi_dry_run);
+                }
+            }
+            pressure_watch::PressureWatch::Unset => {
+                psi::arm_all(fs, limits.psi_file.as_deref(), &mut armed, psi_dry_run);
+            }
+        }
     } else {
         armed.note("psi", false, "disabled by configuration".into());
     }

@@ -13,10 +13,14 @@
 //!   `CAP_SYS_RESOURCE` at `open()`; cgroup pressure files need only write permission on the file.
 //! * Every kernel: windows from 500 ms to 10 s (older kernels reject windows under 500 ms).
 //!
-//! * Measured on the development host (Linux 6.18, root with `CAP_SYS_RESOURCE`): a 1 s window
-//!   is refused with `EINVAL` on both files, 2 s windows are accepted on cgroup files, and
-//!   `/proc/pressure/memory` refuses every trigger (`EINVAL`). Kernels and sandboxes differ,
-//!   so memguard tries rather than assumes.
+//! * The check (`psi_trigger_create()` in `kernel/sched/psi.c`): `privileged` is
+//!   `CAP_SYS_RESOURCE` in the effective set of the credentials that opened the file
+//!   (`file->f_cred`), so a privileged opener may hand the fd to an unprivileged process.
+//!
+//! * Measured on the development host (Linux 6.18, root but *without* `CAP_SYS_RESOURCE` in its
+//!   effective set): a 1 s window is refused with `EINVAL` on both the unified hierarchy's
+//!   `memory.pressure` and `/proc/pressure/memory`, `some 200000 2000000` is accepted on both.
+//!   Kernels and sandboxes differ, so memguard tries rather than assumes.
 //!
 //! memguard therefore asks for a 1 s window when it holds `CAP_SYS_RESOURCE` and otherwise,
 //! or after a refusal, for a 2 s window (`some` 10% = 200 ms, `full` 5% = 100 ms of it), and
@@ -107,6 +111,35 @@ impl PsiTrigger {
         }
         let cap = if privileged { "with" } else { "without" };
         Err(format!("{path} refused {} ({cap} CAP_SYS_RESOURCE)", errors.join("; ")))
+    }
+
+    /// Arm exactly `trigger` (bytes written as given, e.g. systemd's `MEMORY_PRESSURE_WRITE`),
+    /// shown as `text`. The spurious-wake filter uses the stall threshold in `text` (none when
+    /// it has no number there).
+    ///
+    /// # Errors
+    /// The kernel's refusal, in one sentence.
+    pub fn arm_exact(
+        fs: &FsRoot,
+        path: &str,
+        trigger: &[u8],
+        text: &str,
+        stall: Stall,
+        scope: PsiScope,
+    ) -> Result<PsiTrigger, String> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(fs.path(path))
+            .and_then(|mut f| f.write_all(trigger).map(|()| f))
+            .map_err(|e| {
+                let cap = if crate::sys::has_cap_sys_resource() { "with" } else { "without" };
+                format!("{path} refused `{text}`: {e} ({cap} CAP_SYS_RESOURCE)")
+            })?;
+        let threshold_us = text.split_whitespace().nth(1).and_then(|t| t.parse().ok()).unwrap_or(0);
+        let last_total = total(&file, stall).unwrap_or(0);
+        Ok(PsiTrigger { file, path: path.to_owned(), trigger: text.to_owned(), threshold_us, stall, scope, last_total })
     }
 }
 
