@@ -112,8 +112,8 @@ pub use qos::QosClass;
 pub use shed::{ShedReport, ShedStats, ShedStep, ShedderStats, TrimOutcome};
 pub use status::Status;
 pub use watch::{
-    Builder, Config, Direction, Event, EventKind, GuardHandle, KernelCounters, LimitSource, MemGuard, PressureWatch,
-    PsiAverages, PsiScope, Snapshot, SourceStatus, Stall, Subscription, V1Pressure,
+    Builder, Config, Direction, Event, EventKind, EventTiming, GuardHandle, KernelCounters, LimitSource, MemGuard,
+    PressureWatch, PsiAverages, PsiScope, Snapshot, SourceStatus, Stall, Subscription, V1Pressure,
 };
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock of [`Event::monotonic_ns`] and

@@ -361,6 +361,7 @@ mod tests {
             working_set_bytes: Some(900 << 20),
             unreclaimable_bytes: Some(800 << 20),
             limit_bytes: Some(1 << 30),
+            timing: crate::watch::EventTiming::default(),
         }
     }
 

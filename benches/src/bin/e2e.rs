@@ -204,6 +204,10 @@ fn table(r: &Report) -> String {
         for s in &r.latency {
             row(o, &s.source, "trigger->callback", s.trigger_to_callback.as_ref());
             row(o, "", "wake->callback", s.wake_to_callback.as_ref());
+            row(o, "", "  read sources", s.breakdown.read.as_ref());
+            row(o, "", "  sample + level", s.breakdown.sample.as_ref());
+            row(o, "", "  publish", s.breakdown.publish.as_ref());
+            row(o, "", "  hand-over", s.breakdown.hand_over.as_ref());
             if s.stall_start_to_callback.is_some() {
                 row(o, "", "stall start->callback", s.stall_start_to_callback.as_ref());
             }

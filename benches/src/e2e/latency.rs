@@ -90,8 +90,24 @@ pub struct SourceResult {
     /// How long the crossing allocation (or release) itself took, trigger to its end: for
     /// reading trigger → callback (the crossing happens `distance` into it).
     pub crossing_duration: Option<Summary>,
+    /// memguard's share, step by step ([`memguard::watch::EventTiming`]): wake → sources read →
+    /// sample taken and level updated → handed to the callbacks' thread → callback.
+    pub breakdown: Breakdown,
     /// Anything worth knowing about this run.
     pub notes: Vec<String>,
+}
+
+/// wake → callback, step by step (µs summaries; `None` where no event had that step).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// Reading the ready sources (eventfd counters, `memory.events`, PSI).
+    pub read: Option<Summary>,
+    /// The sample (usage and `memory.stat`), the level and the growth estimate.
+    pub sample: Option<Summary>,
+    /// Publishing: events, snapshot, pull queue, up to the hand-over.
+    pub publish: Option<Summary>,
+    /// The hand-over: queued → the callback runs on the dispatcher thread.
+    pub hand_over: Option<Summary>,
 }
 
 impl SourceResult {
@@ -107,6 +123,7 @@ impl SourceResult {
             wake_to_callback: None,
             stall_start_to_callback: None,
             crossing_duration: None,
+            breakdown: Breakdown::default(),
             notes: Vec::new(),
         }
     }
@@ -162,12 +179,22 @@ struct Series {
     wake: Vec<u64>,
     crossing: Vec<u64>,
     missed: usize,
+    /// read, sample, publish, hand-over.
+    steps: [Vec<u64>; 4],
 }
 
 impl Series {
     fn record(&mut self, start_ns: u64, d: &Delivery) {
         self.trigger.push(d.callback_ns.saturating_sub(start_ns));
         self.wake.push(d.callback_ns.saturating_sub(d.event.monotonic_ns));
+        let t = d.event.timing;
+        if t.read_ns > 0 && t.queued_ns > 0 {
+            let sampled = if t.sampled_ns > 0 { t.sampled_ns } else { t.read_ns };
+            self.steps[0].push(t.read_ns.saturating_sub(d.event.monotonic_ns));
+            self.steps[1].push(sampled.saturating_sub(t.read_ns));
+            self.steps[2].push(t.queued_ns.saturating_sub(sampled));
+            self.steps[3].push(d.callback_ns.saturating_sub(t.queued_ns));
+        }
     }
 
     fn finish(self, r: &mut SourceResult) {
@@ -176,6 +203,13 @@ impl Series {
         r.trigger_to_callback = Summary::of(&self.trigger);
         r.wake_to_callback = Summary::of(&self.wake);
         r.crossing_duration = Summary::of(&self.crossing);
+        let [read, sample, publish, hand_over] = self.steps;
+        r.breakdown = Breakdown {
+            read: Summary::of(&read),
+            sample: Summary::of(&sample),
+            publish: Summary::of(&publish),
+            hand_over: Summary::of(&hand_over),
+        };
     }
 }
 

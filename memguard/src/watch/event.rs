@@ -210,6 +210,25 @@ pub struct Event {
     pub unreclaimable_bytes: Option<u64>,
     /// The effective limit in force.
     pub limit_bytes: Option<u64>,
+    /// When the watcher did its work for this event (not serialized): memguard's own share of
+    /// the notification latency, step by step.
+    #[serde(skip)]
+    pub timing: EventTiming,
+}
+
+/// `CLOCK_MONOTONIC` nanoseconds (the clock of [`Event::monotonic_ns`], the wake-up) at each
+/// step the watcher took for an event; 0 where a step did not happen. A callback that takes
+/// [`monotonic_ns`](crate::monotonic_ns) on entry gets the whole breakdown: wake → read →
+/// sampled → queued → callback.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EventTiming {
+    /// The ready sources (eventfds, `memory.events`, PSI) were read.
+    pub read_ns: u64,
+    /// The sample the wake-up triggered was taken and the level updated (0: no sample).
+    pub sampled_ns: u64,
+    /// The event was handed to the callbacks' thread.
+    pub queued_ns: u64,
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ pub(crate) mod sources;
 mod tests;
 
 pub use builder::{Builder, Config};
-pub use event::{Direction, Event, EventKind, PsiScope, Stall, V1Pressure};
+pub use event::{Direction, Event, EventKind, EventTiming, PsiScope, Stall, V1Pressure};
 pub use guard::{GuardHandle, MemGuard, Subscription};
 pub use snapshot::{KernelCounters, LimitSource, PsiAverages, Snapshot};
 pub use source_status::SourceStatus;

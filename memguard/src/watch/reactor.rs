@@ -27,7 +27,7 @@ use crate::limits::Limits;
 use crate::sys::{monotonic_ns, Epoll, Ready};
 
 use super::dispatch::Msg;
-use super::event::{Direction, Event, EventKind};
+use super::event::{Direction, Event, EventKind, EventTiming};
 use super::guard::{push_dropping_oldest, Shared};
 use super::sampler::{next_interval, Probe, Sample};
 use super::shedding::SampleNote;
@@ -69,6 +69,8 @@ pub(crate) struct Reactor {
     predicted_level: Level,
     /// A sample was taken since the last publish (the shedding thread hears of it).
     sampled: bool,
+    /// The steps of the current wake-up, for its events.
+    timing: EventTiming,
     v1_oom_kill: Option<u64>,
     counters: KernelCounters,
     psi_file: Option<File>,
@@ -150,6 +152,7 @@ impl Reactor {
             time_to_limit: None,
             predicted_level: Level::Normal,
             sampled: false,
+            timing: EventTiming::default(),
             v1_oom_kill: None,
             counters: KernelCounters::default(),
             psi_file: None,
@@ -261,9 +264,11 @@ impl Reactor {
             let woke = monotonic_ns();
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 signals.clear();
+                self.timing = EventTiming::default();
                 for r in &ready {
                     self.on_ready(*r, &mut signals);
                 }
+                self.timing.read_ns = monotonic_ns();
                 self.step(&signals, woke);
             }));
             if let Err(payload) = outcome {
@@ -480,6 +485,7 @@ impl Reactor {
                 PsiAverages::parse(&String::from_utf8_lossy(&buf[..n]))
             });
         }
+        self.timing.sampled_ns = monotonic_ns();
         true
     }
 
@@ -555,12 +561,14 @@ impl Reactor {
             working_set_bytes: self.last.map(|s| s.working_set),
             unreclaimable_bytes: self.last.map(|s| s.unreclaimable),
             limit_bytes: self.last.and_then(|s| s.limit),
+            timing: self.timing,
         }
     }
 
     /// Hand an event to the callbacks (dropping the oldest queued one if the dispatcher is
     /// behind: a blocked callback must not grow memory).
-    fn deliver(&self, event: Event, snap: Arc<Snapshot>) {
+    fn deliver(&self, mut event: Event, snap: Arc<Snapshot>) {
+        event.timing.queued_ns = monotonic_ns();
         if push_dropping_oldest(&self.dispatch, &self.dispatch_rx, Msg::Event(event, snap)) {
             let n = self.shared.callback_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
