@@ -101,15 +101,17 @@ final class GcAfterShed {
         long start = System.nanoTime();
         System.gc();
         // Direct buffers are freed by their cleaners once the collection found them unreachable:
-        // give the cleaner thread up to 100 ms to catch up.
+        // give the cleaner thread up to 100 ms to start, then until the figure stops moving.
         long directAfter = direct();
-        for (int i = 0; i < 20 && directAfter < directBefore; i++) {
-            long before = directAfter;
+        long deadline = System.nanoTime() + 100_000_000L;
+        while (directAfter >= directBefore && directBefore > 0 && System.nanoTime() < deadline) {
+            sleep(2);
+            directAfter = direct();
+        }
+        for (long prev = -2; directAfter != prev && System.nanoTime() < deadline; ) {
+            prev = directAfter;
             sleep(5);
             directAfter = direct();
-            if (directAfter == before) {
-                break;
-            }
         }
         long end = System.nanoTime();
         MemoryUsage heapAfter = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
