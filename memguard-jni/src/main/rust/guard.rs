@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use jni::objects::{JClass, JObjectArray, JString};
@@ -31,7 +31,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running (or closed) guard.
 pub(crate) struct GuardBox {
     guard: Mutex<Option<MemGuard>>,
-    handle: GuardHandle,
+    /// Dropped on close: the core's shared state (its wake-up eventfd among others) goes with
+    /// the last handle, so `close()` releases every descriptor without waiting for the Cleaner.
+    handle: RwLock<Option<GuardHandle>>,
     pub(crate) budget: Budget,
     closed: AtomicBool,
     /// Shedders and the listener feed's callbacks, by id: dropped (removed) on close.
@@ -45,12 +47,21 @@ impl Kind for GuardBox {
 }
 
 impl GuardBox {
-    /// The handle, or `IllegalStateException` once closed.
-    pub(crate) fn open(&self) -> Result<&GuardHandle, Failure> {
+    /// A handle to call the core with (a reference-count increment), or `IllegalStateException`
+    /// once closed.
+    pub(crate) fn open(&self) -> Result<GuardHandle, Failure> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Failure::Closed);
+        }
+        self.handle.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or(Failure::Closed)
+    }
+
+    /// `IllegalStateException` once closed (one atomic load).
+    pub(crate) fn check_open(&self) -> Result<(), Failure> {
         if self.closed.load(Ordering::Acquire) {
             Err(Failure::Closed)
         } else {
-            Ok(&self.handle)
+            Ok(())
         }
     }
 
@@ -78,6 +89,8 @@ impl GuardBox {
         drop(subs);
         let guard = lock(&self.guard).take();
         drop(guard); // joins memguard's threads (not the caller's, when closing from a callback)
+        let handle = self.handle.write().unwrap_or_else(PoisonError::into_inner).take();
+        drop(handle);
     }
 }
 
@@ -156,7 +169,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_start<'l>(
         }
         let guard = b.start()?;
         Ok(handle::into_handle(GuardBox {
-            handle: guard.handle(),
+            handle: RwLock::new(Some(guard.handle())),
             budget: guard.budget().clone(),
             guard: Mutex::new(Some(guard)),
             closed: AtomicBool::new(false),
@@ -192,8 +205,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_isClosed<'l>(
     h: jlong,
 ) -> jboolean {
     guarded(&mut env, JNI_TRUE, |_| {
-        let g = guard_of(h)?;
-        Ok(if g.closed.load(Ordering::Acquire) || g.handle.is_closed() { JNI_TRUE } else { JNI_FALSE })
+        Ok(if guard_of(h)?.open().is_ok_and(|h| !h.is_closed()) { JNI_FALSE } else { JNI_TRUE })
     })
 }
 
@@ -259,7 +271,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_prometheus<'l>(
 pub extern "system" fn Java_io_memguard_NativeLib_budget<'l>(mut env: JNIEnv<'l>, _c: JClass<'l>, h: jlong) -> jstring {
     guarded(&mut env, std::ptr::null_mut(), |env| {
         let g = guard_of(h)?;
-        g.open()?;
+        g.check_open()?;
         let s = json(&g.budget.stats())?;
         jstr(env, &s)
     })
@@ -291,7 +303,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_nextEvent<'l>(
     timeout_ns: jlong,
 ) -> jobjectArray {
     guarded(&mut env, std::ptr::null_mut(), |env| {
-        let handle = guard_of(h)?.open()?.clone();
+        let handle = guard_of(h)?.open()?; // a clone: close() wakes this wait, then it is dropped
         match handle.next_event(timeout(timeout_ns)) {
             Some(ev) => {
                 let (json, text) = (memguard::render::event_json(&ev), memguard::render::event_text(&ev));

@@ -35,7 +35,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_reserve<'l>(
 ) -> jlong {
     guarded(&mut env, 0, |_| {
         let g = guard_of(h)?;
-        g.open()?;
+        g.check_open()?;
         let r = g.budget.try_reserve_owned(bytes(n)?)?;
         Ok(handle::into_handle(Held { _reservation: r }))
     })
@@ -51,7 +51,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_tryReserve<'l>(
 ) -> jlong {
     guarded(&mut env, 0, |_| {
         let g = guard_of(h)?;
-        g.open()?;
+        g.check_open()?;
         Ok(g.budget.try_reserve_owned(bytes(n)?).map_or(0, |r| handle::into_handle(Held { _reservation: r })))
     })
 }
@@ -66,7 +66,7 @@ pub extern "system" fn Java_io_memguard_NativeLib_reserveForced<'l>(
 ) -> jlong {
     guarded(&mut env, 0, |_| {
         let g = guard_of(h)?;
-        g.open()?;
+        g.check_open()?;
         Ok(handle::into_handle(Held { _reservation: g.budget.try_reserve_forced_owned(bytes(n)?) }))
     })
 }
