@@ -18,7 +18,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * collection found them unreachable). After a shedder reported freed bytes, one
  * {@code System.gc()} is requested on the {@code memguard-gc} daemon thread, 20 ms later (so a
  * whole shedding run is collected once), at most once per minimum interval and never more than
- * a fifth of the time (the next one waits at least four times as long as the previous took).
+ * a fifth of the time (the next one waits at least four times as long as the previous took); a
+ * request within that window is served when it ends.
  * Measured and reported in {@link GcReport} and the log. Without effect under
  * {@code -XX:+DisableExplicitGC}.
  */
@@ -84,16 +85,19 @@ final class GcAfterShed {
     }
 
     private synchronized void collect() {
-        pending.set(false);
         if (closed) {
+            pending.set(false);
             return;
         }
         long now = System.nanoTime();
         long wait = Math.max(minIntervalNanos, 4 * lastDuration);
         if (ranOnce && now - lastEnd < wait) {
+            // Too soon: collect when the interval is over (still pending, so not scheduled twice).
             skipped.incrementAndGet();
+            EXEC.schedule(this::collect, lastEnd + wait - now, TimeUnit.NANOSECONDS);
             return;
         }
+        pending.set(false);
         long shed = shedSince.getAndSet(0);
         MemoryUsage heapBefore = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage();
         long directBefore = direct();

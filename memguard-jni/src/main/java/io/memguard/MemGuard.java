@@ -505,7 +505,7 @@ public final class MemGuard implements AutoCloseable {
         private final Map<String, String> settings = new LinkedHashMap<>();
         private boolean fromEnv = true;
         private boolean gcAfterShed = true;
-        private Duration gcMinInterval = Duration.ofSeconds(1);
+        private Duration gcMinInterval = Duration.ofMillis(100);
         private int listenerQueue = 1024;
         private boolean heapCheck = true;
 
@@ -623,7 +623,7 @@ public final class MemGuard implements AutoCloseable {
         /**
          * Java only: after a Java shedder freed memory, request one collection
          * ({@code System.gc()}) so the heap and direct buffers it dropped are returned, at most
-         * once per {@code minInterval} and never more than a fifth of the time (default on, 1 s).
+         * once per {@code minInterval} and never more than a fifth of the time (default on, 100 ms).
          */
         public Builder gcAfterShed(boolean on, Duration minInterval) {
             if (minInterval.isNegative()) {
