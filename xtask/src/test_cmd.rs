@@ -7,8 +7,10 @@
 //! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
 //! 4. **python** — `memguard-py/run-tests.sh`: `pip install ./memguard-py`, pytest natively and in
 //!    one VM boot;
-//! 5. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 6. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 5. **java** — `memguard-jni/run-tests.sh`: the JNI library and the jar, JUnit 5 under
+//!    `-Xcheck:jni` on OpenJDK 17 and Temurin 25 natively, the jar's `status`, and one VM boot;
+//! 6. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 7. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -81,6 +83,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let mut suites = cargo_test_suites(&root);
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
+    suites.push(java_suite(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
     report(&suites, ci)
@@ -375,6 +378,76 @@ fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
     any.then_some(out)
 }
 
+// --------------------------------------------------------------------- java ----
+
+/// The Java package: `memguard-jni/run-tests.sh` builds the JNI library and the jar and runs
+/// Surefire on JDK 17 and JDK 25 natively (every test, `-Xcheck:jni`, JNI warnings fail the
+/// build), checks the jar's `status`, then runs the kernel tests on both JDKs in one VM boot.
+fn java_suite(root: &Path, skip_vm: bool) -> Suite {
+    let mut suite = Suite { name: "java (junit)", ..Suite::default() };
+    banner("Java package: libmemguard_jni + jar, JUnit under -Xcheck:jni on JDK 17 and 25, natively and in the cgroup v2 VM");
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join("memguard-jni/run-tests.sh")).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    let mut runs = 0;
+    for line in &lines {
+        if let Some((p, f, s)) = parse_surefire_summary(line).or_else(|| parse_plain_summary(line)) {
+            runs += 1;
+            suite.passed += p;
+            suite.failed += f;
+            suite.skipped += s;
+        }
+    }
+    if !ok && suite.failed == 0 {
+        suite.failed = 1;
+        suite.remark = Some("run-tests.sh failed (see above)".into());
+    } else {
+        suite.remark =
+            Some(format!("{runs} Surefire/jar run(s), JDK 17 + 25{}", if skip_vm { "; VM part skipped" } else { "" }));
+    }
+    suite
+}
+
+/// Parse Surefire's per-execution summary (`[INFO] Tests run: 24, Failures: 0, Errors: 0,
+/// Skipped: 0`, not the per-class lines with `Time elapsed`) into `(passed, failed + errors,
+/// skipped)`.
+fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
+    let t = line.trim();
+    let t =
+        t.strip_prefix("[INFO] ").or_else(|| t.strip_prefix("[ERROR] ")).or_else(|| t.strip_prefix("[WARNING] "))?;
+    let rest = t.strip_prefix("Tests run: ")?;
+    if rest.contains("Time elapsed") {
+        return None;
+    }
+    let mut n = [0u64; 4];
+    for (i, part) in rest.split(", ").enumerate().take(4) {
+        n[i] = part.rsplit(' ').next()?.trim().parse().ok()?;
+    }
+    let (run, failures, errors, skipped) = (n[0], n[1], n[2], n[3]);
+    Some((run.saturating_sub(failures + errors + skipped), failures + errors, skipped))
+}
+
+/// Parse a plain closing line `what: N passed, N failed`.
+fn parse_plain_summary(line: &str) -> Option<(u64, u64, u64)> {
+    let (_, counts) = line.trim().split_once(": ")?;
+    let mut out = (None, None);
+    for part in counts.split(", ") {
+        let mut w = part.split_whitespace();
+        let (Some(n), Some(word), None) = (w.next(), w.next(), w.next()) else { return None };
+        match word {
+            "passed" => out.0 = n.parse().ok(),
+            "failed" => out.1 = n.parse().ok(),
+            _ => return None,
+        }
+    }
+    Some((out.0?, out.1?, 0))
+}
+
 // --------------------------------------------------------------------- fuzz ----
 
 fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
@@ -568,6 +641,20 @@ mod tests {
         );
         assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
         assert_eq!(p("collected 3 items in the tests"), None);
+    }
+
+    #[test]
+    fn parses_surefire_and_plain_summaries() {
+        use super::{parse_plain_summary as plain, parse_surefire_summary as sf};
+        assert_eq!(sf("[INFO] Tests run: 24, Failures: 0, Errors: 0, Skipped: 0"), Some((24, 0, 0)));
+        assert_eq!(sf("[ERROR] Tests run: 24, Failures: 1, Errors: 2, Skipped: 3"), Some((18, 3, 3)));
+        assert_eq!(
+            sf("[INFO] Tests run: 12, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 2.1 s -- in io.memguard.ApiTest"),
+            None
+        );
+        assert_eq!(plain("jar checks: 4 passed, 0 failed"), Some((4, 0, 0)));
+        assert_eq!(plain("total: 1 passed, 2 failed, 3 skipped"), None);
+        assert_eq!(plain("note: something else"), None);
     }
 
     #[test]

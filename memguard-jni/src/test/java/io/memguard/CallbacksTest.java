@@ -121,7 +121,8 @@ class CallbacksTest {
             eventually("a collection after shedding", () -> g.lastGc().isPresent());
             GcReport gc = g.lastGc().orElseThrow();
             assertTrue(gc.shedBytes() > 0, gc.toString());
-            assertTrue(gc.directFreed() > 0, "the dropped direct buffers were freed by the collection: " + gc);
+            eventually("the dropped direct buffers were freed after the collection: " + gc,
+                    () -> GcAfterShed.direct() < 4 * MIB);
             eventually("the core's level-change record reached System.Logger",
                     () -> logs.stream().anyMatch(l -> l.startsWith("memguard.watch") && l.contains("level changed")));
             assertTrue(g.level() != null); // the guard still works after a listener threw
@@ -242,7 +243,7 @@ class CallbacksTest {
             try (MemGuard g = ApiTest.plain()) {
                 Registration l = g.addEventListener(e -> {});
                 for (int i = 0; i < 2_000; i++) {
-                    g.reserve(4096).close();
+                    g.reserveForced(4096).close();
                     Reservation t = g.tryReserve(1 << 20);
                     if (t != null) {
                         t.close();
