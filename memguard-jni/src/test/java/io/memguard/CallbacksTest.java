@@ -186,8 +186,7 @@ class CallbacksTest {
     @Test
     void aGuardNobodyClosedIsCleaned() throws Exception {
         long before = nativeThreads("memguard-reacto");
-        startAndForget();
-        assertEquals(before + 1, nativeThreads("memguard-reacto"));
+        startAndForget(before);
         eventually("the Cleaner closed the forgotten guard", () -> {
             System.gc();
             try {
@@ -198,10 +197,12 @@ class CallbacksTest {
         });
     }
 
-    private static void startAndForget() {
+    private static void startAndForget(long before) throws Exception {
         MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false).start();
         g.addLevelListener(c -> {});
         g.registerShedder("forgotten", 0, t -> 0);
+        assertEquals(before + 1, nativeThreads("memguard-reacto"));
+        java.lang.ref.Reference.reachabilityFence(g);
     }
 
     @Test
