@@ -2,15 +2,33 @@
 # Build memguard's jar (JNI library inside), install it into the local Maven repository, build
 # this example and run it:
 #
-#   examples/java/run.sh [PORT | --selftest N]
+#   examples/java/run.sh [--cgroup-limit BYTES] [PORT | --selftest N]
 #
-# Try it under a memory limit, e.g. MEMGUARD_LIMIT=256Mi examples/java/run.sh --selftest 600
-# (an override stands for a container's limit when there is none).
+# --cgroup-limit runs it in a new memory cgroup with that limit (root, cgroup v1 hosts such as
+# this project's build machine; in a container, its own limit is what counts), e.g.
+#   examples/java/run.sh --cgroup-limit 512M --selftest 600
 set -eu
+limit=""
+if [ "${1:-}" = "--cgroup-limit" ]; then
+    limit=$2
+    shift 2
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 (cd "$root" && cargo build --release -q -p memguard-jni)
 mvn -B -q -ntp -f "$root/memguard-jni/pom.xml" install -DskipTests
 mvn -B -q -ntp -f "$here/pom.xml" package
-exec java --enable-native-access=ALL-UNNAMED -Xmx1g -cp "$here/target/classes:$(cat "$here/target/classpath.txt")" \
-    io.memguard.example.CacheService "$@"
+cp="$here/target/classes:$(cat "$here/target/classpath.txt")"
+if [ -z "$limit" ]; then
+    exec java --enable-native-access=ALL-UNNAMED -cp "$cp" io.memguard.example.CacheService "$@"
+fi
+own=$(grep -E '^[0-9]+:([^:]*,)?memory(,[^:]*)?:' /proc/self/cgroup | cut -d: -f3)
+base=/sys/fs/cgroup/memory$own
+[ -d "$base" ] || { echo "--cgroup-limit needs a cgroup v1 memory hierarchy (run it in a container instead)"; exit 1; }
+cg=$base/memguard-example-$$
+mkdir "$cg"
+echo "$limit" > "$cg/memory.limit_in_bytes"
+trap 'rmdir "$cg" 2>/dev/null || true' EXIT
+echo "running in $cg (limit $(cat "$cg/memory.limit_in_bytes") bytes)"
+sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" \
+    java --enable-native-access=ALL-UNNAMED -cp "$cp" io.memguard.example.CacheService "$@"

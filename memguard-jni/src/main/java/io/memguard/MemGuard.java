@@ -477,16 +477,19 @@ public final class MemGuard implements AutoCloseable {
         if (max == Long.MAX_VALUE || max + outside <= l.limitBytes()) {
             return null;
         }
-        String by = l.limitCgroup() != null ? "set by cgroup " + l.limitCgroup() + " (" + l.cgroup() + ")"
-                : "limitApplied=" + l.limitApplied() + " (" + l.cgroup() + ")";
+        String by = "override".equals(l.limitApplied()) ? "from " + l.limitOverrideSource()
+                : l.limitCgroup() != null ? "set by cgroup " + l.limitCgroup() + " (" + l.cgroup() + ")"
+                : "set above the visible cgroup root (" + l.cgroup() + ")";
+        boolean parentOnly = "v2".equals(l.cgroup()) && "cgroup".equals(l.limitApplied()) && l.limitCgroup() != null
+                && !l.limitCgroup().equals(l.cgroupPath());
         long sees = j.jvmTotalMemoryBytes();
         String msg = String.format("memguard: the JVM's max heap %s plus %s it already uses outside the heap "
                 + "(metaspace, code cache, direct and mapped buffers) exceed the effective memory limit %s %s: the heap "
                 + "can grow until the kernel OOM-kills the process, before any GC pressure. The JVM itself sees %s of "
                 + "memory%s. Set -Xmx or -XX:MaxRAMPercentage below the limit.", JvmMemory.bytes(max),
                 JvmMemory.bytes(outside), JvmMemory.bytes(l.limitBytes()), by, JvmMemory.bytes(sees),
-                sees > l.limitBytes() ? " (it did not find this limit: JDK 17 on cgroup v2 misses a limit set only on a "
-                        + "parent cgroup)" : "");
+                sees <= l.limitBytes() ? "" : parentOnly ? " (it did not find this limit: JDK 17 misses a cgroup v2 "
+                        + "limit set only on a parent cgroup)" : " (it did not find this limit)");
         if (HEAP_WARNED.compareAndSet(false, true)) {
             LOG.log(System.Logger.Level.WARNING, msg);
         }

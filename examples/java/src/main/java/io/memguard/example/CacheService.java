@@ -118,7 +118,11 @@ public final class CacheService {
         server.createContext("/status", ex -> send(ex, 200, guard.renderSnapshot(false) + "\n"
                 + "cache: " + cache.estimatedSize() + " items, served " + served + ", refused " + refused
                 + ", shed " + shed + "\n" + guard.jvm().report()));
-        server.setExecutor(Executors.newFixedThreadPool(4));
+        server.setExecutor(Executors.newFixedThreadPool(4, r -> {
+            Thread t = new Thread(r, "http");
+            t.setDaemon(true);
+            return t;
+        }));
         server.start();
         return server;
     }
