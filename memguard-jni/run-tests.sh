@@ -85,7 +85,7 @@ for java in "$jdk17" $( [ "$skip25" = false ] && echo "$jdk25" ); do
     check same_report "$java"
     check text_report "$java"
 done
-echo "jar checks: $pass passed, $fail failed"
+echo "jar-checks: $pass passed, $fail failed"
 [ "$fail" -eq 0 ] || status=1
 
 if [ "$skip_vm" -eq 1 ]; then

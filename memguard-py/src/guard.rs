@@ -58,6 +58,7 @@ struct Settings {
     max_alloc_rate: Option<u64>,
     sample_interval: Option<(f64, f64)>,
     event_hold: Option<f64>,
+    horizon: Option<(f64, f64)>,
     psi: Option<bool>,
     cgroup_events: Option<bool>,
     debounce: Option<f64>,
@@ -102,6 +103,9 @@ impl Settings {
         }
         if let Some(v) = self.event_hold {
             b = b.event_hold(seconds("event_hold", v)?);
+        }
+        if let Some((w, c)) = self.horizon {
+            b = b.horizon(seconds("horizon", w)?, seconds("horizon", c)?);
         }
         if let Some(v) = self.psi {
             b = b.psi(v);
@@ -248,7 +252,7 @@ impl Guard {
     /// is true, else memguard's default. Durations are in seconds.
     #[new]
     #[pyo3(signature = (*, warn=None, critical=None, hysteresis=None, soft_limit=None, root=None, pid=None,
-        eviction_threshold=None, max_alloc_rate=None, sample_interval=None, event_hold=None, psi=None,
+        eviction_threshold=None, max_alloc_rate=None, sample_interval=None, event_hold=None, horizon=None, psi=None,
         cgroup_events=None, debounce=None, shed_interval=None, malloc_trim=None, trim_interval=None,
         redetect_interval=None, limit_override=None, queue_capacity=None, from_env=true))]
     #[allow(clippy::too_many_arguments)]
@@ -264,6 +268,7 @@ impl Guard {
         max_alloc_rate: Option<u64>,
         sample_interval: Option<(f64, f64)>,
         event_hold: Option<f64>,
+        horizon: Option<(f64, f64)>,
         psi: Option<bool>,
         cgroup_events: Option<bool>,
         debounce: Option<f64>,
@@ -286,6 +291,7 @@ impl Guard {
             max_alloc_rate,
             sample_interval,
             event_hold,
+            horizon,
             psi,
             cgroup_events,
             debounce,
@@ -347,6 +353,8 @@ impl Guard {
         d.set_item("hysteresis", th.hysteresis())?;
         d.set_item("soft_limit", c.soft_limit())?;
         d.set_item("event_hold", c.event_hold().as_secs_f64())?;
+        let (hw, hc) = c.horizon();
+        d.set_item("horizon", (hw.as_secs_f64(), hc.as_secs_f64()))?;
         d.set_item("eviction_threshold", c.eviction_threshold())?;
         d.set_item("root", c.root().map(|r| r.to_string_lossy().into_owned()))?;
         d.set_item("pid", c.pid())?;

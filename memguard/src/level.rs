@@ -173,6 +173,8 @@ pub struct LevelTracker {
     fraction: Option<f64>,
     /// Until when a kernel event's floor holds, per level (`[Warning, Critical]`).
     floors: [Option<Instant>; 2],
+    /// What the predicted time to the limit demands (see [`predict`](Self::predict)).
+    predicted: Level,
     current: Level,
 }
 
@@ -185,6 +187,7 @@ impl LevelTracker {
             usage_level: Level::Normal,
             fraction: None,
             floors: [None; 2],
+            predicted: Level::Normal,
             current: Level::Normal,
         }
     }
@@ -222,6 +225,14 @@ impl LevelTracker {
             let until = now.checked_add(self.hold).unwrap_or(now + Duration::from_secs(86_400 * 365));
             self.floors[slot] = Some(self.floors[slot].map_or(until, |u| u.max(until)));
         }
+        self.recompute(now)
+    }
+
+    /// The level the predicted time to the limit demands (`Normal` when growth is not
+    /// sustained): it raises the level at once, and stops counting as soon as growth stops —
+    /// the fraction's hysteresis then decides alone. Returns the change, if any.
+    pub fn predict(&mut self, predicted: Level, now: Instant) -> Option<LevelChange> {
+        self.predicted = predicted;
         self.recompute(now)
     }
 
@@ -280,7 +291,7 @@ impl LevelTracker {
                 *f = None;
             }
         }
-        let next = self.usage_level.max(self.floor());
+        let next = self.usage_level.max(self.floor()).max(self.predicted);
         if next == self.current {
             return None;
         }
@@ -374,6 +385,20 @@ mod tests {
         assert_eq!(lt.raise(Level::Warning, t0 + Duration::from_millis(1500)), None);
         assert_eq!(lt.tick(t0 + Duration::from_millis(2500)).map(|c| c.to), Some(Level::Warning));
         assert_eq!(lt.tick(t0 + Duration::from_millis(3600)).map(|c| c.to), Some(Level::Normal));
+    }
+
+    #[test]
+    fn prediction_raises_below_the_thresholds_and_ends_with_growth() {
+        let t0 = Instant::now();
+        let mut lt = LevelTracker::new(Thresholds::default(), 2 * S);
+        lt.observe(0.45, t0);
+        assert_eq!(lt.predict(Level::Critical, t0).map(|c| c.to), Some(Level::Critical));
+        lt.observe(0.60, t0);
+        assert_eq!(lt.level(), Level::Critical, "still predicted");
+        assert_eq!(lt.predict(Level::Normal, t0).map(|c| c.to), Some(Level::Normal), "growth stopped at 60%");
+        lt.observe(0.85, t0);
+        lt.predict(Level::Normal, t0);
+        assert_eq!(lt.level(), Level::Warning, "the fraction still counts");
     }
 
     #[test]

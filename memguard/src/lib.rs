@@ -45,6 +45,7 @@
 //! | `memguard_limit_bytes` | gauge | | the effective hard limit (absent when there is none) |
 //! | `memguard_usage_bytes` | gauge | | memory usage of the cgroup that sets the limit |
 //! | `memguard_working_set_bytes` | gauge | | its working set (usage − inactive file cache) |
+//! | `memguard_seconds_to_limit` | gauge | | predicted time to the limit at the current steady growth (absent while memory does not grow steadily) |
 //! | `memguard_unreclaimable_bytes` | gauge | | the pressure measure: memory reclaim cannot free (usage − clean page cache); the levels use it |
 //! | `memguard_soft_limit_bytes` | gauge | | the budget's soft limit |
 //! | `memguard_level` | gauge | | the pressure level: 0 normal, 1 warning, 2 critical |

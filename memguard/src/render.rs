@@ -231,7 +231,10 @@ fn seconds(monotonic_ns: u64) -> f64 {
 /// What an event says, in words.
 fn event_what(kind: &EventKind) -> String {
     match kind {
-        EventKind::LevelChanged { from, to } => format!("level {from} -> {to}"),
+        EventKind::LevelChanged { from, to, time_to_limit: None } => format!("level {from} -> {to}"),
+        EventKind::LevelChanged { from, to, time_to_limit: Some(t) } => {
+            format!("level {from} -> {to} ({:.0} ms to the limit at the current growth)", t * 1000.0)
+        }
         EventKind::High { count, delta } => format!("memory.high exceeded (+{delta}, total {count})"),
         EventKind::Max { count, delta } => format!("memory.max hit (+{delta}, total {count})"),
         EventKind::Oom { count, delta } => format!("OOM in cgroup (+{delta}, total {count})"),
@@ -272,13 +275,14 @@ pub fn event_json(ev: &Event) -> String {
 /// One `memguard watch --snapshot-every` line.
 pub fn snapshot_text(s: &Snapshot) -> String {
     format!(
-        "[{:>14.6}] {:<8} snapshot: unreclaimable {} ({:.1}%), working set {}, interval {:.1} ms",
+        "[{:>14.6}] {:<8} snapshot: unreclaimable {} ({:.1}%), working set {}, interval {:.1} ms{}",
         seconds(s.monotonic_ns),
         s.level.as_str(),
         bytes(s.unreclaimable_bytes),
         s.used_fraction.unwrap_or(0.0) * 100.0,
         bytes(s.working_set_bytes),
-        s.sample_interval_ms
+        s.sample_interval_ms,
+        s.time_to_limit.map_or_else(String::new, |t| format!(", limit in {:.0} ms at the current growth", t * 1000.0))
     )
 }
 

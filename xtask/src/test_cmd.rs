@@ -7,10 +7,13 @@
 //! 3. **cgroup v2 VM** — the `tests/kernel_v2*.rs` binaries ([`VM_TESTS`]) inside one VM boot;
 //! 4. **python** — `memguard-py/run-tests.sh`: `pip install ./memguard-py`, pytest natively and in
 //!    one VM boot;
-//! 5. **java** — `memguard-jni/run-tests.sh`: the JNI library and the jar, JUnit 5 under
+//! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
+//!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
+//!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
+//! 6. **java** — `memguard-jni/run-tests.sh`: the JNI library and the jar, JUnit 5 under
 //!    `-Xcheck:jni` on OpenJDK 17 and Temurin 25 natively, the jar's `status`, and one VM boot;
-//! 6. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 7. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 7. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 8. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -83,6 +86,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let mut suites = cargo_test_suites(&root);
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
+    suites.push(c_suite(&root, skip_vm));
     suites.push(java_suite(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
@@ -378,6 +382,66 @@ fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
     any.then_some(out)
 }
 
+// ------------------------------------------------------------------ c library ----
+
+/// The C library: `memguard-ffi/run-tests.sh` installs it with cargo-c (installing cargo-c,
+/// valgrind and nightly's rust-src when missing), runs the C tests under valgrind, ASan+UBSan and
+/// TSan, builds the C and C++ examples with CMake, and runs the C cache worker on the real kernel.
+fn c_suite(root: &Path, skip_vm: bool) -> Suite {
+    let mut suite = Suite { name: "c library", ..Suite::default() };
+    banner("C library: cargo cinstall, C tests under valgrind / ASan+UBSan / TSan, examples, kernel v1 + v2 VM");
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join("memguard-ffi/run-tests.sh")).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    let mut steps = Vec::new();
+    for line in &lines {
+        if let Some((label, (p, f, s))) = parse_plain_counts(line) {
+            steps.push(label.to_owned());
+            suite.passed += p;
+            suite.failed += f;
+            suite.skipped += s;
+        }
+    }
+    if !ok && suite.failed == 0 {
+        suite.failed = 1;
+        suite.remark = Some("run-tests.sh failed (see above)".into());
+    } else {
+        steps.dedup();
+        suite.remark = Some(format!("{}{}", steps.join(", "), if skip_vm { "; VM part skipped" } else { "" }));
+    }
+    suite
+}
+
+/// Parse a plain closing line `label: 3 passed, 0 failed, 1 skipped` (the skipped part optional)
+/// into its label and `(passed, failed, skipped)`.
+fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
+    let (label, rest) = line.trim().split_once(": ")?;
+    if label.is_empty() || label.contains(char::is_whitespace) {
+        return None;
+    }
+    let mut counts = (0, 0, 0);
+    let parts: Vec<&str> = rest.split(", ").collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let (n, word) = part.split_once(' ')?;
+        let n: u64 = n.parse().ok()?;
+        match (i, word) {
+            (0, "passed") => counts.0 = n,
+            (1, "failed") => counts.1 = n,
+            (2, "skipped") => counts.2 = n,
+            _ => return None,
+        }
+    }
+    Some((label, counts))
+}
+
 // --------------------------------------------------------------------- java ----
 
 /// The Java package: `memguard-jni/run-tests.sh` builds the JNI library and the jar and runs
@@ -396,7 +460,8 @@ fn java_suite(root: &Path, skip_vm: bool) -> Suite {
     suite.secs = start.elapsed().as_secs_f64();
     let mut runs = 0;
     for line in &lines {
-        if let Some((p, f, s)) = parse_surefire_summary(line).or_else(|| parse_plain_summary(line)) {
+        let counts = parse_surefire_summary(line).or_else(|| parse_plain_counts(line).map(|(_, c)| c));
+        if let Some((p, f, s)) = counts {
             runs += 1;
             suite.passed += p;
             suite.failed += f;
@@ -430,22 +495,6 @@ fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
     }
     let (run, failures, errors, skipped) = (n[0], n[1], n[2], n[3]);
     Some((run.saturating_sub(failures + errors + skipped), failures + errors, skipped))
-}
-
-/// Parse a plain closing line `what: N passed, N failed`.
-fn parse_plain_summary(line: &str) -> Option<(u64, u64, u64)> {
-    let (_, counts) = line.trim().split_once(": ")?;
-    let mut out = (None, None);
-    for part in counts.split(", ") {
-        let mut w = part.split_whitespace();
-        let (Some(n), Some(word), None) = (w.next(), w.next(), w.next()) else { return None };
-        match word {
-            "passed" => out.0 = n.parse().ok(),
-            "failed" => out.1 = n.parse().ok(),
-            _ => return None,
-        }
-    }
-    Some((out.0?, out.1?, 0))
 }
 
 // --------------------------------------------------------------------- fuzz ----
@@ -644,17 +693,24 @@ mod tests {
     }
 
     #[test]
-    fn parses_surefire_and_plain_summaries() {
-        use super::{parse_plain_summary as plain, parse_surefire_summary as sf};
+    fn parses_surefire_summaries() {
+        use super::parse_surefire_summary as sf;
         assert_eq!(sf("[INFO] Tests run: 24, Failures: 0, Errors: 0, Skipped: 0"), Some((24, 0, 0)));
         assert_eq!(sf("[ERROR] Tests run: 24, Failures: 1, Errors: 2, Skipped: 3"), Some((18, 3, 3)));
         assert_eq!(
             sf("[INFO] Tests run: 12, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 2.1 s -- in io.memguard.ApiTest"),
             None
         );
-        assert_eq!(plain("jar checks: 4 passed, 0 failed"), Some((4, 0, 0)));
-        assert_eq!(plain("total: 1 passed, 2 failed, 3 skipped"), None);
-        assert_eq!(plain("note: something else"), None);
+        assert_eq!(sf("jar-checks: 4 passed, 0 failed"), None);
+    }
+
+    #[test]
+    fn parses_plain_closing_lines() {
+        use super::parse_plain_counts as p;
+        assert_eq!(p("c-tests: 21 passed, 0 failed, 1 skipped"), Some(("c-tests", (21, 0, 1))));
+        assert_eq!(p("kernel-c: 3 passed, 2 failed"), Some(("kernel-c", (3, 2, 0))));
+        assert_eq!(p("ok   v1 guarded worker: exit 0, oom_kill 0"), None);
+        assert_eq!(p("note: 3 passed, and more"), None);
     }
 
     #[test]

@@ -215,12 +215,14 @@ class Guard:
         max_alloc_rate: fastest allocation rate the sampler keeps up with, bytes/s (2 GiB/s).
         sample_interval: ``(min, max)`` sampling interval bounds in seconds (0.005, 1.0).
         event_hold: seconds a kernel event's level floor holds (2.0).
+        horizon: ``(warn, critical)`` predictive horizons in seconds ((0.25, 0.1); 0 disables):
+            the level rises when memory, growing steadily, would reach the limit sooner.
         psi: arm PSI triggers (True).
         cgroup_events: arm ``memory.events`` / v1 eventfds (True).
         debounce: minimum seconds between two ``high``/``max`` events (0.1).
         shed_interval: minimum seconds between two shedding runs (1.0).
         malloc_trim: return freed heap to the OS after shedding (True).
-        trim_interval: minimum seconds between two ``malloc_trim`` calls (10.0).
+        trim_interval: minimum seconds between two ``malloc_trim`` calls (0.01).
         redetect_interval: seconds between re-detections of the limit (10.0).
         limit_override: the operator's limit in bytes (``MEMGUARD_LIMIT``; none): the lower of
             it and the detected limit applies.
@@ -257,6 +259,7 @@ class Guard:
         max_alloc_rate: Optional[int] = None,
         sample_interval: Optional[Tuple[float, float]] = None,
         event_hold: Optional[float] = None,
+        horizon: Optional[Tuple[float, float]] = None,
         psi: Optional[bool] = None,
         cgroup_events: Optional[bool] = None,
         debounce: Optional[float] = None,
@@ -284,6 +287,7 @@ class Guard:
             max_alloc_rate=max_alloc_rate,
             sample_interval=sample_interval,
             event_hold=event_hold,
+            horizon=horizon,
             psi=psi,
             cgroup_events=cgroup_events,
             debounce=debounce,

@@ -39,6 +39,7 @@ class Guard:
         max_alloc_rate: Optional[int] = None,
         sample_interval: Optional[Tuple[float, float]] = None,
         event_hold: Optional[float] = None,
+        horizon: Optional[Tuple[float, float]] = None,
         psi: Optional[bool] = None,
         cgroup_events: Optional[bool] = None,
         debounce: Optional[float] = None,

@@ -427,6 +427,10 @@ class Snapshot:
     """``limit - unreclaimable``."""
     used_fraction: Optional[float]
     """``unreclaimable / limit``: what the level thresholds apply to."""
+    time_to_limit: Optional[float]
+    """Predicted seconds to the limit at the current steady growth (``None``: not growing steadily)."""
+    growth_rate: Optional[float]
+    """Growth of the measure in bytes per second (median slope of the last half second)."""
     host_available_bytes: Optional[int]
     psi: Optional[PsiAverages]
     kernel_counters: KernelCounters
@@ -458,6 +462,8 @@ class Snapshot:
             unreclaimable_bytes=d.get("unreclaimable_bytes", 0),
             headroom_bytes=d.get("headroom_bytes"),
             used_fraction=d.get("used_fraction"),
+            time_to_limit=d.get("time_to_limit"),
+            growth_rate=d.get("growth_rate"),
             host_available_bytes=d.get("host_available_bytes"),
             psi=PsiAverages._from_dict(d.get("psi")),
             kernel_counters=KernelCounters._from_dict(d.get("kernel_counters")),

@@ -6,7 +6,9 @@ and every insert first reserves its size from the soft-limit budget (a refusal r
 request). ``--guard on_level``: an ``on_level`` callback drops the oldest half of the cache when
 the level rises, and while the level is Warning or above the cache replaces entries instead of
 growing. ``--guard clear``: what a new user writes first — an ``on_level`` callback that clears the whole
-cache whenever the level rises, and nothing else (memory regrows at full speed afterwards).
+cache whenever the level rises, and nothing else (memory regrows at full speed afterwards);
+``--handler-delay-ms`` makes that callback work that long before it frees anything, and
+``--no-predict`` turns memguard's predictive warning off (fraction thresholds only).
 ``--guard none``: the unguarded twin, which the OOM killer ends.
 
 Prints one JSON line when done.
@@ -30,6 +32,8 @@ def main() -> int:
     p.add_argument("--step", type=float, default=2.0, help="MiB per request")
     p.add_argument("--total", type=float, default=384.0, help="MiB requested in all")
     p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
+    p.add_argument("--handler-delay-ms", type=float, default=0.0, help="the on_level handler works this long before freeing")
+    p.add_argument("--no-predict", action="store_true", help="disable predictive warning (horizon 0)")
     a = p.parse_args()
     step = int(a.step * MIB)
     lock = threading.Lock()
@@ -50,7 +54,7 @@ def main() -> int:
     if a.guard != "none":
         import memguard
 
-        guard = memguard.Guard()
+        guard = memguard.Guard(horizon=(0.0, 0.0)) if a.no_predict else memguard.Guard()
         if a.guard == "shedder":
             guard.register_shedder("dict-cache", evict)
         elif a.guard == "clear":
@@ -59,6 +63,8 @@ def main() -> int:
             def clear(change: "memguard.LevelChange") -> None:
                 state["level_events"] += 1
                 if change.rising:
+                    if a.handler_delay_ms:
+                        time.sleep(a.handler_delay_ms / 1000.0)  # work before anything is freed
                     evict(1 << 62)
 
         else:

@@ -30,7 +30,8 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = std::fs::write(&p, content);
     }
-    let _ = memguard::Detector::new().with_root(&dir).status();
+    let detector = memguard::Detector::new().with_root(&dir);
+    let _ = memguard::Status::gather(&detector, &memguard::Config::default(), false);
     let _ = std::fs::remove_dir_all(&dir);
 });
 

@@ -22,6 +22,8 @@ pub struct MetricsInput {
     pub working_set_bytes: Option<u64>,
     /// The pressure measure (memory reclaim cannot free) at the cgroup that sets the limit.
     pub unreclaimable_bytes: Option<u64>,
+    /// The predicted time to the limit, seconds.
+    pub seconds_to_limit: Option<f64>,
     /// The budget's soft limit in bytes.
     pub soft_limit_bytes: Option<u64>,
     /// The current level.
@@ -56,6 +58,7 @@ impl Default for MetricsInput {
             usage_bytes: None,
             working_set_bytes: None,
             unreclaimable_bytes: None,
+            seconds_to_limit: None,
             soft_limit_bytes: None,
             level: Level::Normal,
             seconds_in_level: [0.0; 3],
@@ -201,6 +204,11 @@ pub fn render_prometheus(input: &MetricsInput) -> String {
         "memguard_unreclaimable_bytes",
         "Memory reclaim cannot free (usage minus clean page cache) in bytes at the cgroup that sets the limit; the levels use it.",
         int(input.unreclaimable_bytes),
+    );
+    out.gauge_opt(
+        "memguard_seconds_to_limit",
+        "Predicted seconds to the limit at the current steady growth of the measure.",
+        input.seconds_to_limit.filter(|s| s.is_finite() && *s >= 0.0).map(Value::Float),
     );
     out.gauge_opt("memguard_soft_limit_bytes", "The budget's soft limit in bytes.", int(input.soft_limit_bytes));
     out.gauge_opt(

@@ -157,6 +157,7 @@ fn full_input() -> MetricsInput {
         usage_bytes: Some(400 << 20),
         working_set_bytes: Some(300 << 20),
         unreclaimable_bytes: Some(250 << 20),
+        seconds_to_limit: Some(0.75),
         soft_limit_bytes: Some(800 << 20),
         level: Level::Warning,
         seconds_in_level: [120.25, 3.5, 0.0],

@@ -20,6 +20,8 @@
 //! | `MEMGUARD_SOFT_LIMIT` | `soft_limit`: the budget's soft limit, fraction of the effective limit | fraction | 0.85 | above 0, at most 1 |
 //! | `MEMGUARD_LIMIT` | `limit_override`: the operator's limit; the lower of it and the detected limit applies | bytes | none | at least 1Mi |
 //! | `MEMGUARD_EVENT_HOLD` | `event_hold`: how long a kernel event's level floor holds | duration | 2s | 0 to 1 day |
+//! | `MEMGUARD_HORIZON_WARN` | `horizon_warn`: Warning when the predicted time to the limit is shorter (0 disables) | duration | 250ms | 0 to 10s |
+//! | `MEMGUARD_HORIZON_CRITICAL` | `horizon_critical`: Critical when the predicted time to the limit is shorter (0 disables) | duration | 100ms | 0 to the warning horizon |
 //! | `MEMGUARD_SAMPLE_MIN` | `sample_interval` (min): shortest sampling interval | duration | 5ms | 1ms to `MEMGUARD_SAMPLE_MAX` |
 //! | `MEMGUARD_SAMPLE_MAX` | `sample_interval` (max): longest sampling interval | duration | 1s | `MEMGUARD_SAMPLE_MIN` to 1 day |
 //! | `MEMGUARD_MAX_RATE` | `max_alloc_rate`: allocation rate the sampler keeps up with, bytes/s | bytes | 2Gi | 1Mi to 1Ti |
@@ -130,6 +132,22 @@ pub const ENV_VARS: &[EnvVar] = &[
         "how long a kernel event's level floor holds",
     ),
     var(
+        "MEMGUARD_HORIZON_WARN",
+        "horizon_warn",
+        "duration",
+        "250ms",
+        "0 to 10s",
+        "Warning when the predicted time to the limit is shorter (0 disables)",
+    ),
+    var(
+        "MEMGUARD_HORIZON_CRITICAL",
+        "horizon_critical",
+        "duration",
+        "100ms",
+        "0 to the warning horizon",
+        "Critical when the predicted time to the limit is shorter (0 disables)",
+    ),
+    var(
         "MEMGUARD_SAMPLE_MIN",
         "sample_interval_min",
         "duration",
@@ -203,6 +221,12 @@ pub const ENV_VARS: &[EnvVar] = &[
 
 /// The longest duration any setting accepts.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+/// The default warning horizon ([`Builder::horizon`]).
+pub const DEFAULT_HORIZON_WARN: Duration = Duration::from_millis(250);
+/// The default critical horizon ([`Builder::horizon`]).
+pub const DEFAULT_HORIZON_CRITICAL: Duration = Duration::from_millis(100);
+/// The longest horizon ([`Builder::horizon`]).
+pub const MAX_HORIZON: Duration = Duration::from_secs(10);
 /// The shortest [`Builder::redetect_interval`].
 pub const MIN_REDETECT_INTERVAL: Duration = Duration::from_millis(100);
 /// The shortest sampling interval ([`Builder::sample_interval`]'s `min`).
@@ -224,6 +248,8 @@ pub struct Config {
     pub(crate) thresholds: Thresholds,
     /// How long a kernel-event floor holds.
     pub(crate) event_hold: Duration,
+    /// Predictive warning horizons `(warn, critical)`; zero disables each.
+    pub(crate) horizon: (Duration, Duration),
     /// Budget soft limit as a fraction of the effective limit.
     pub(crate) soft_limit: f64,
     /// The operator's limit override (see [`Limits::with_override`](crate::Limits::with_override)).
@@ -259,6 +285,7 @@ impl Default for Config {
         Config {
             thresholds: Thresholds::default(),
             event_hold: Duration::from_secs(2),
+            horizon: (DEFAULT_HORIZON_WARN, DEFAULT_HORIZON_CRITICAL),
             soft_limit: 0.85,
             limit_override: None,
             root: None,
@@ -286,6 +313,12 @@ impl Config {
     /// How long a kernel event's level floor holds.
     pub fn event_hold(&self) -> Duration {
         self.event_hold
+    }
+
+    /// The predictive warning horizons `(warn, critical)`: the level rises to Warning /
+    /// Critical when memory, growing steadily, would reach the limit sooner; zero disables each.
+    pub fn horizon(&self) -> (Duration, Duration) {
+        self.horizon
     }
 
     /// The budget's soft limit, a fraction of the effective limit.
@@ -448,6 +481,8 @@ impl Builder {
                     c.limit_override = Some(LimitOverride::from_env(parse_bytes(&text).map_err(bad)?));
                 }
                 "MEMGUARD_EVENT_HOLD" => c.event_hold = parse_duration(&text).map_err(bad)?,
+                "MEMGUARD_HORIZON_WARN" => c.horizon.0 = parse_duration(&text).map_err(bad)?,
+                "MEMGUARD_HORIZON_CRITICAL" => c.horizon.1 = parse_duration(&text).map_err(bad)?,
                 "MEMGUARD_SAMPLE_MIN" => c.sampler.min_interval = parse_duration(&text).map_err(bad)?,
                 "MEMGUARD_SAMPLE_MAX" => c.sampler.max_interval = parse_duration(&text).map_err(bad)?,
                 "MEMGUARD_MAX_RATE" => c.sampler.max_rate = parse_bytes(&text).map_err(bad)?,
@@ -506,6 +541,19 @@ impl Builder {
     pub fn event_hold(mut self, hold: Duration) -> Self {
         self.set_in_code(&["event_hold"]);
         self.cfg.event_hold = hold;
+        self
+    }
+
+    /// Predictive warning (default 250 ms and 100 ms; zero disables each; `warn` at most 10 s,
+    /// `critical` at most `warn`): the level rises to Warning when memory, growing steadily,
+    /// would reach the limit within `warn`, and to Critical within `critical` — even below the
+    /// fraction thresholds. The growth rate is the median slope of the last half second of
+    /// samples; growth counts only when the last three samples rise and not all in one step,
+    /// and the time left is predicted only when it is at most four times the growth already seen (see
+    /// [`Snapshot::time_to_limit`](crate::Snapshot::time_to_limit)).
+    pub fn horizon(mut self, warn: Duration, critical: Duration) -> Self {
+        self.set_in_code(&["horizon_warn", "horizon_critical"]);
+        self.cfg.horizon = (warn, critical);
         self
     }
 
@@ -683,6 +731,10 @@ impl Builder {
             self.check(ok, "limit_override", || o.bytes.to_string(), "must be at least 1Mi (1048576 bytes)")?;
         }
         self.check_duration("event_hold", cfg.event_hold, Duration::ZERO)?;
+        let (hw, hc) = cfg.horizon;
+        self.check(hw <= MAX_HORIZON, "horizon_warn", || format!("{hw:?}"), "must be at most 10s")?;
+        let reason = format!("must be at most the warning horizon ({hw:?}) unless that is disabled");
+        self.check(hc <= hw || hw.is_zero() && hc <= MAX_HORIZON, "horizon_critical", || format!("{hc:?}"), &reason)?;
         let sampler = cfg.sampler;
         self.check_duration("sample_interval_min", sampler.min_interval, MIN_SAMPLE_INTERVAL)?;
         self.check_duration("sample_interval_max", sampler.max_interval, MIN_SAMPLE_INTERVAL)?;
@@ -704,6 +756,7 @@ impl Builder {
         if let Some(pid) = cfg.pid {
             self.check(pid >= 1, "pid", || pid.to_string(), "must be at least 1")?;
         }
+        cfg.sources.growth_sentinels = !cfg.horizon.0.is_zero();
         Ok(cfg)
     }
 

@@ -108,7 +108,7 @@ impl Callbacks {
             });
         }
         let mut rising = false;
-        if let EventKind::LevelChanged { from, to } = event.kind {
+        if let EventKind::LevelChanged { from, to, .. } = event.kind {
             let change = LevelChange { from, to };
             for slot in self.level.snapshot() {
                 self.guarded("on_level", || {

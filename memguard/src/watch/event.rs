@@ -49,7 +49,7 @@ pub enum Direction {
 /// plus `delta` since the previous event of that kind: notifications coalesce, so the number of
 /// wake-ups says nothing; the counters are exact.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
     /// v2 `memory.events` `high`: usage went over `memory.high` and the kernel throttled.
@@ -135,6 +135,9 @@ pub enum EventKind {
         from: Level,
         /// Level now.
         to: Level,
+        /// The predicted time to the limit at the current steady growth, seconds, when there is
+        /// one (see [`Snapshot::time_to_limit`](crate::Snapshot::time_to_limit)).
+        time_to_limit: Option<f64>,
     },
 }
 
@@ -150,6 +153,7 @@ impl EventKind {
         "threshold",
         "limit_changed",
         "cgroup_removed",
+        "watcher_failed",
         "level_changed",
     ];
 
@@ -190,7 +194,7 @@ impl EventKind {
 
 /// An event with its context.
 #[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// What happened.
     #[serde(flatten)]
@@ -225,7 +229,8 @@ mod tests {
             EventKind::Threshold { direction: Direction::Up, threshold_bytes: 1 },
             EventKind::LimitChanged { old: None, new: Some(1) },
             EventKind::CgroupRemoved { cgroup: "/a".into() },
-            EventKind::LevelChanged { from: Level::Normal, to: Level::Warning },
+            EventKind::WatcherFailed { reason: "r".into() },
+            EventKind::LevelChanged { from: Level::Normal, to: Level::Warning, time_to_limit: None },
         ];
         let names: Vec<&str> = kinds.iter().map(EventKind::name).collect();
         assert_eq!(names, EventKind::NAMES);

@@ -327,7 +327,10 @@ fn close(shared: &Arc<Shared>) {
         std::mem::take(&mut *shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
     for (id, t) in threads {
         if id == me {
-            continue; // closing from a callback: this thread ends by itself
+            // Closing from a callback: this thread ends by itself once the callback returns.
+            // Keep its handle, so that a later close or drop by the owner still waits for it.
+            shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push((id, t));
+            continue;
         }
         let _ = t.join();
     }
@@ -411,6 +414,7 @@ macro_rules! guard_api {
                     usage_bytes: Some(s.usage_bytes),
                     working_set_bytes: Some(s.working_set_bytes),
                     unreclaimable_bytes: Some(s.unreclaimable_bytes),
+                    seconds_to_limit: s.time_to_limit,
                     soft_limit_bytes: Some(self.shared.budget.soft_limit()).filter(|l| *l != u64::MAX),
                     level: s.level,
                     seconds_in_level: s.seconds_in_level,

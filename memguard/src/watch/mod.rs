@@ -9,7 +9,6 @@ pub mod builder;
 mod dispatch;
 mod event;
 mod guard;
-#[allow(dead_code)] // the estimator is wired into the levels by the predictive-warning issue (#15)
 pub(crate) mod rate;
 mod reactor;
 pub(crate) mod registry;

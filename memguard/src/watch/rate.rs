@@ -3,15 +3,27 @@
 //!
 //! # Estimate
 //! The estimator keeps the samples of the last [`WINDOW`] (at most [`CAPACITY`]) and takes the
-//! **Theil–Sen** slope: the median of the slopes between every pair of samples at least
-//! [`MIN_PAIR_GAP`] apart. One odd sample moves a median of pairwise slopes very little, unlike
-//! a least-squares line or the slope of the last two samples.
+//! **median of the slopes between consecutive samples** among the most recent [`SLOPE_SAMPLES`]
+//! (skipping samples closer than [`MIN_PAIR_GAP`] to the previous one kept). One odd sample
+//! changes two of those slopes, one up and one down, and barely moves their median — unlike a
+//! least-squares line or the slope of the last two samples; and unlike slopes between every
+//! pair, consecutive slopes follow a ramp that just started after a long quiet sample.
 //!
 //! # When growth counts
-//! A prediction needs *sustained* growth: the last [`SUSTAIN`] samples strictly increasing, over
-//! at least [`MIN_SPAN`], with a positive median slope. A burst allocated between two samples
-//! (a request-sized arena) is one increase, then a plateau or a fall: no prediction, whatever
-//! its size. Growth that stops ends the prediction with the next sample that does not grow.
+//! A prediction needs *sustained* growth: the latest samples — at least [`SUSTAIN`] of them,
+//! spanning at least [`MIN_SPAN`] — never falling and the last above the first, with a positive
+//! median slope. A fall (a
+//! handler freed memory; more than [`FALL`] or 2%) restarts the estimate from the new sample,
+//! so regrowth is judged afresh. A new prediction also needs the latest sample to have grown: a
+//! step followed by a plateau predicts nothing. Growth that stops ends a held prediction within
+//! two samples.
+//!
+//! # How far to extrapolate
+//! The time to the limit is predicted only when the way left is at most [`MAX_EXTRAPOLATION`]
+//! times the growth actually seen over the samples kept (the last half second, back to the
+//! latest fall at most), and that growth is at least a tenth of the limit: a 20 MiB arena
+//! seen growing at 2 GB/s says little about the 100 MiB still free, while 80 MiB of steady
+//! growth says a lot about the next 100.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -25,7 +37,20 @@ pub const SUSTAIN: usize = 3;
 /// ... spanning at least this long.
 pub const MIN_SPAN: Duration = Duration::from_millis(8);
 /// Pairs of samples closer than this are left out of the slope (timing noise dominates).
-pub const MIN_PAIR_GAP: Duration = Duration::from_millis(1);
+pub const MIN_PAIR_GAP: Duration = Duration::from_millis(2);
+/// The slope is taken over at most this many of the latest samples of the current run.
+pub const SLOPE_SAMPLES: usize = 8;
+/// A drop larger than this (or than 2% of the measure) is a fall that restarts the estimate.
+pub const FALL: u64 = 1 << 20;
+/// The way left to the limit may be at most this many times the growth seen in the current run.
+pub const MAX_EXTRAPOLATION: u64 = 4;
+/// ... and the growth seen must be at least this share of the limit (1/10): a request-sized
+/// burst is not a trend, however fast it is allocated.
+pub const MIN_SEEN_SHARE: u64 = 10;
+/// Beyond the largest single step between two samples, the growth seen must still be at least
+/// this share of the limit (1/40): a plateau followed by one jump looks, for a sample, like an
+/// enormous rate, but it is a step, not a trend.
+pub const MIN_BEYOND_STEP_SHARE: u64 = 40;
 
 /// Growth of the measure, from samples.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +86,11 @@ impl RateEstimator {
         if self.samples.back().is_some_and(|(t, _)| at_ns < *t) {
             return;
         }
+        match self.samples.back() {
+            // A fall: memory was freed. Growth from here is a new story.
+            Some(&(_, last)) if measure.saturating_add(FALL.max(last / 50)) < last => self.samples.clear(),
+            _ => {}
+        }
         let window = u64::try_from(WINDOW.as_nanos()).unwrap_or(u64::MAX);
         while self.samples.front().is_some_and(|(t, _)| at_ns.saturating_sub(*t) > window)
             || self.samples.len() >= CAPACITY
@@ -74,20 +104,60 @@ impl RateEstimator {
     pub fn growth(&self) -> Growth {
         let rate = self.median_slope();
         let n = self.samples.len();
-        let sustained = n >= SUSTAIN && rate.is_some_and(|r| r > 0.0) && {
-            let tail: Vec<&(u64, u64)> = self.samples.iter().skip(n - SUSTAIN).collect();
-            let increasing = tail.windows(2).all(|w| w[1].1 > w[0].1);
-            let span = tail[SUSTAIN - 1].0.saturating_sub(tail[0].0);
-            increasing && span >= u64::try_from(MIN_SPAN.as_nanos()).unwrap_or(u64::MAX)
-        };
+        // The shortest tail of at least SUSTAIN samples spanning at least MIN_SPAN (samples can
+        // come 1 ms apart after a kernel notification).
+        let min_span = u64::try_from(MIN_SPAN.as_nanos()).unwrap_or(u64::MAX);
+        let last_t = self.samples.back().map_or(0, |s| s.0);
+        let tail_len = (SUSTAIN..=n).find(|&k| last_t.saturating_sub(self.samples[n - k].0) >= min_span);
+        let sustained = rate.is_some_and(|r| r > 0.0)
+            && tail_len.is_some_and(|k| {
+                let tail: Vec<&(u64, u64)> = self.samples.iter().skip(n - k).collect();
+                tail.windows(2).all(|w| w[1].1 >= w[0].1) && tail[k - 1].1 > tail[0].1
+            });
         Growth { rate, sustained }
     }
 
-    /// Seconds until `limit` at the current sustained growth, from the latest sample; `None`
-    /// when growth is not sustained (or there is no sample).
+    /// The growth seen since the oldest sample kept (the last [`WINDOW`], back to the latest
+    /// fall at most), bytes.
+    pub fn run_growth(&self) -> u64 {
+        let last = self.samples.back().map_or(0, |s| s.1);
+        last.saturating_sub(self.samples.front().map_or(last, |s| s.1))
+    }
+
+    /// The time until `limit` at the current sustained growth, from the latest sample; `None`
+    /// when growth is not sustained, when the way left is more than [`MAX_EXTRAPOLATION`] times
+    /// the growth seen (see the module docs), or without samples.
     pub fn time_to_limit(&self, limit: u64) -> Option<Duration> {
         let g = self.growth();
         let rate = g.rate.filter(|_| g.sustained)?;
+        let n = self.samples.len();
+        let (_, measure) = *self.samples.back()?;
+        // A new prediction needs the latest sample to have grown: after a step to a plateau
+        // (a burst, a one-off allocation) the history alone must not predict anything.
+        if n < 2 || self.samples[n - 2].1 >= measure {
+            return None;
+        }
+        let seen = self.run_growth();
+        if limit.saturating_sub(measure) > seen.saturating_mul(MAX_EXTRAPOLATION)
+            || seen < limit / MIN_SEEN_SHARE
+            || seen.saturating_sub(self.largest_step()) < limit / MIN_BEYOND_STEP_SHARE
+        {
+            return None;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let secs = limit.saturating_sub(measure) as f64 / rate;
+        Duration::try_from_secs_f64(secs).ok()
+    }
+
+    /// The largest growth between two consecutive samples kept, bytes.
+    fn largest_step(&self) -> u64 {
+        self.samples.iter().zip(self.samples.iter().skip(1)).map(|(a, b)| b.1.saturating_sub(a.1)).max().unwrap_or(0)
+    }
+
+    /// The time until `limit` at the current median rate, whether growth is sustained or not
+    /// (`None` when the rate is not positive).
+    pub fn time_at_rate(&self, limit: u64) -> Option<Duration> {
+        let rate = self.growth().rate.filter(|r| *r > 0.0)?;
         let (_, measure) = *self.samples.back()?;
         #[allow(clippy::cast_precision_loss)]
         let secs = limit.saturating_sub(measure) as f64 / rate;
@@ -95,17 +165,22 @@ impl RateEstimator {
     }
 
     fn median_slope(&self) -> Option<f64> {
-        let gap = u64::try_from(MIN_PAIR_GAP.as_nanos()).unwrap_or(0);
-        let mut slopes: Vec<f64> = Vec::with_capacity(CAPACITY * CAPACITY / 2);
-        for (i, a) in self.samples.iter().enumerate() {
-            for b in self.samples.iter().skip(i + 1) {
-                let dt = b.0.saturating_sub(a.0);
-                if dt >= gap && dt > 0 {
-                    #[allow(clippy::cast_precision_loss)]
-                    slopes.push((b.1 as f64 - a.1 as f64) / (dt as f64 / 1e9));
-                }
+        let gap = u64::try_from(MIN_PAIR_GAP.as_nanos()).unwrap_or(0).max(1);
+        // The latest samples, each at least MIN_PAIR_GAP after the previous one kept.
+        let mut picked: Vec<(u64, u64)> = Vec::with_capacity(SLOPE_SAMPLES);
+        for &s in self.samples.iter().skip(self.samples.len().saturating_sub(SLOPE_SAMPLES)) {
+            if picked.last().map_or(true, |p| s.0.saturating_sub(p.0) >= gap) {
+                picked.push(s);
             }
         }
+        let mut slopes: Vec<f64> = picked
+            .windows(2)
+            .map(|w| {
+                #[allow(clippy::cast_precision_loss)]
+                let slope = (w[1].1 as f64 - w[0].1 as f64) / ((w[1].0 - w[0].0) as f64 / 1e9);
+                slope
+            })
+            .collect();
         if slopes.is_empty() {
             return None;
         }
@@ -178,6 +253,39 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_near_the_limit_is_not_a_trend() {
+        // 20 MiB allocated in 6 ms at 62% of 256 MiB: 79 MiB would be left, within 4x of the
+        // growth seen, but 20 MiB is less than a tenth of the limit.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 159 * MIB), (30, 159 * MIB), (32, 166 * MIB), (34, 172 * MIB), (38, 179 * MIB)]);
+        assert_eq!(e.time_to_limit(256 * MIB), None);
+    }
+
+    #[test]
+    fn a_large_step_then_a_plateau_predicts_nothing() {
+        // Node mode can jump from 10% to 85% between two samples (the host's MemAvailable).
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (5, 850 * MIB), (10, 850 * MIB), (15, 850 * MIB)]);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
+    }
+
+    #[test]
+    fn a_plateau_then_one_large_step_predicts_nothing() {
+        // Found by the C suite: two samples at 10%, then 85% (node mode). The two slopes (zero
+        // and huge) average to an enormous rate, but all the growth came in one step.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (10, 100 * MIB), (20, 850 * MIB)]);
+        assert!(e.growth().sustained);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
+        // A little noise before the step changes nothing; a ramp after it is a trend again.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 100 * MIB), (10, 101 * MIB), (20, 850 * MIB)]);
+        assert_eq!(e.time_to_limit(1000 * MIB), None);
+        feed(&mut e, &[(22, 870 * MIB), (24, 890 * MIB)]);
+        assert!(e.time_to_limit(1000 * MIB).is_some());
+    }
+
+    #[test]
     fn sawtooth_never_sustains() {
         let mut e = RateEstimator::new();
         for i in 0..100u64 {
@@ -193,7 +301,34 @@ mod tests {
         feed(&mut e, &(0..6).map(|i| (i * 10, 50 * MIB + i * 10 * MIB)).collect::<Vec<_>>());
         assert!(e.time_to_limit(256 * MIB).is_some());
         e.push(70 * MS, 100 * MIB);
-        assert!(e.time_to_limit(256 * MIB).is_none(), "a plateau ends it");
+        e.push(80 * MS, 100 * MIB);
+        assert!(e.time_to_limit(256 * MIB).is_none(), "a plateau ends it within two samples");
+    }
+
+    #[test]
+    fn a_short_burst_is_not_extrapolated_far() {
+        // 20 MiB seen growing fast, 95 MiB still free: not predicted. 80 MiB seen, 95 free: predicted.
+        let mut e = RateEstimator::new();
+        feed(&mut e, &[(0, 141 * MIB), (5, 148 * MIB), (10, 155 * MIB), (15, 161 * MIB)]);
+        assert!(e.growth().sustained);
+        assert_eq!(e.run_growth(), 20 * MIB);
+        assert_eq!(e.time_to_limit(256 * MIB), None);
+        let mut e = RateEstimator::new();
+        feed(&mut e, &(0..9).map(|i| (i * 5, 81 * MIB + i * 10 * MIB)).collect::<Vec<_>>());
+        assert!(e.time_to_limit(256 * MIB).is_some());
+    }
+
+    #[test]
+    fn a_fall_restarts_the_estimate() {
+        let mut e = RateEstimator::new();
+        feed(&mut e, &(0..6).map(|i| (i * 10, 50 * MIB + i * 20 * MIB)).collect::<Vec<_>>());
+        assert!(e.growth().sustained);
+        e.push(60 * MS, 20 * MIB); // a handler cleared the cache
+        assert_eq!((e.samples.len(), e.run_growth()), (1, 0));
+        assert!(!e.growth().sustained);
+        feed(&mut e, &[(70, 40 * MIB), (80, 60 * MIB)]);
+        assert!(e.growth().sustained, "regrowth is seen afresh");
+        assert_eq!(e.run_growth(), 40 * MIB);
     }
 
     #[test]

@@ -41,7 +41,8 @@ const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
 /// while the application releases, none while it does not.
 const BUDGET_SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 /// The follow-up sample after a v1 usage threshold fired upward below the measure's threshold.
-const FOLLOW_UP: Duration = Duration::from_millis(1);
+/// Long enough to count as a separate point for the growth rate (`rate::MIN_PAIR_GAP`).
+const FOLLOW_UP: Duration = Duration::from_millis(2);
 /// Panics within [`PANIC_WINDOW`] after which the watcher gives up.
 pub(crate) const MAX_PANICS: usize = 5;
 /// See [`MAX_PANICS`].
@@ -60,6 +61,12 @@ pub(crate) struct Reactor {
     shed: Sender<SampleNote>,
     shed_rx: Receiver<SampleNote>,
     last: Option<Sample>,
+    /// Growth of the measure (predictive warning).
+    growth: super::rate::RateEstimator,
+    /// The predicted time to the limit after the latest sample.
+    time_to_limit: Option<Duration>,
+    /// The level the prediction demanded after the latest sample.
+    predicted_level: Level,
     /// A sample was taken since the last publish (the shedding thread hears of it).
     sampled: bool,
     v1_oom_kill: Option<u64>,
@@ -78,6 +85,30 @@ pub(crate) struct Reactor {
     panics: Vec<Instant>,
     #[cfg(test)]
     inject_panics: u32,
+}
+
+/// The sampling interval that growth at `rate` (bytes/s, as seen) allows: enough samples
+/// ([`SUSTAIN`](super::rate::SUSTAIN)) before the time left reaches the warning `horizon`, so
+/// that sustained growth is recognised in time. Not tighter than the minimum interval; no
+/// constraint when memory does not grow (the caller keeps the smaller interval).
+fn tighten_for_growth(
+    cfg: &super::sampler::SamplerConfig,
+    horizon: Duration,
+    limit: u64,
+    measure: u64,
+    rate: f64,
+) -> Duration {
+    const MIN_RATE: f64 = (1u64 << 20) as f64; // below 1 MiB/s the usual interval is fine
+    if horizon.is_zero() || rate < MIN_RATE {
+        return cfg.max_interval;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let left = limit.saturating_sub(measure) as f64 / rate - horizon.as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let per_sample = left / super::rate::SUSTAIN as f64;
+    Duration::try_from_secs_f64(per_sample.max(0.0))
+        .unwrap_or(cfg.max_interval)
+        .clamp(cfg.min_interval, cfg.max_interval)
 }
 
 fn at_or_far(now: Instant, d: Duration) -> Instant {
@@ -115,6 +146,9 @@ impl Reactor {
             shed,
             shed_rx,
             last: None,
+            growth: super::rate::RateEstimator::new(),
+            time_to_limit: None,
+            predicted_level: Level::Normal,
             sampled: false,
             v1_oom_kill: None,
             counters: KernelCounters::default(),
@@ -197,6 +231,9 @@ impl Reactor {
         *self.shared.sources.write().unwrap_or_else(PoisonError::into_inner) = status;
         *self.shared.limits.write().unwrap_or_else(PoisonError::into_inner) = self.limits.clone();
         self.v1_oom_kill = None;
+        self.growth.reset();
+        self.time_to_limit = None;
+        self.predicted_level = Level::Normal;
     }
 
     fn kernel_watches_thresholds(&self) -> bool {
@@ -313,6 +350,7 @@ impl Reactor {
         let mut resample = now >= self.next_sample;
         let mut gone = false;
         let mut crossed = Vec::new();
+        let mut sentinels = Vec::new();
         for s in signals {
             match s {
                 Signal::Event(kind) => {
@@ -330,6 +368,10 @@ impl Reactor {
                     crossed.push(*bytes);
                     resample = true;
                 }
+                Signal::Sentinel(bytes) => {
+                    sentinels.push(*bytes);
+                    resample = true;
+                }
                 Signal::Gone => gone = true,
             }
         }
@@ -345,6 +387,10 @@ impl Reactor {
                         self.next_sample = self.next_sample.min(at_or_far(Instant::now(), FOLLOW_UP));
                     }
                     pending.push(EventKind::Threshold { direction, threshold_bytes: bytes });
+                }
+                if sentinels.iter().any(|b| s.usage >= *b) {
+                    // Usage rose past a growth sentinel: look again soon, for the growth rate.
+                    self.next_sample = self.next_sample.min(at_or_far(Instant::now(), FOLLOW_UP));
                 }
                 if s.limit_file_changed {
                     self.next_redetect = now;
@@ -374,7 +420,8 @@ impl Reactor {
     fn sample(&mut self, pending: &mut Vec<EventKind>) -> bool {
         let now = Instant::now();
         // Releases from now on wait for the next sample: this read may not include their memory.
-        let budget_sample = self.shared.budget.begin_usage_sample();
+        let shared = Arc::clone(&self.shared);
+        let budget_sample = shared.budget.begin_usage_sample();
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
@@ -398,10 +445,11 @@ impl Reactor {
         if let Some(limit) = sample.limit.filter(|l| *l > 0) {
             #[allow(clippy::cast_precision_loss)]
             self.tracker.observe(sample.unreclaimable as f64 / limit as f64, now);
+            self.predict(limit, sample.unreclaimable, now);
         }
         self.last = Some(sample);
         let cfg = &self.shared.config;
-        let budget = &self.shared.budget;
+        let budget = &shared.budget;
         let releasing = budget.finish_usage_sample(budget_sample, sample.unreclaimable);
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         budget.set_soft_limit(sample.limit.map_or(u64::MAX, |l| (l as f64 * cfg.soft_limit) as u64));
@@ -414,6 +462,10 @@ impl Reactor {
             self.tracker.level(),
             self.kernel_watches_thresholds(),
         );
+        if let (Some(limit), Some(rate)) = (sample.limit, self.growth.growth().rate) {
+            self.interval =
+                self.interval.min(tighten_for_growth(&cfg.sampler, cfg.horizon.0, limit, sample.unreclaimable, rate));
+        }
         if releasing {
             // Released reservations stay counted until a sample shows their memory: while the
             // application releases, sample often enough that they settle promptly.
@@ -431,6 +483,34 @@ impl Reactor {
         true
     }
 
+    /// Feed the growth estimator and set the level the predicted time to the limit demands.
+    fn predict(&mut self, limit: u64, measure: u64, now: Instant) {
+        self.growth.push(monotonic_ns(), measure);
+        let (warn, critical) = self.shared.config.horizon;
+        let fresh = self.growth.time_to_limit(limit);
+        // Once predicted, a level holds while the growth stays sustained and the time left at
+        // the current rate stays within twice the horizon (no extrapolation rule): a ramp that
+        // wobbles must not make the level flap, which would call handlers again and again.
+        let held = self.predicted_level > Level::Normal && self.growth.growth().sustained;
+        self.time_to_limit = fresh.or_else(|| held.then(|| self.growth.time_at_rate(limit)).flatten());
+        let level_for = |t: Duration, factor: u32| {
+            if !critical.is_zero() && t < critical.saturating_mul(factor) {
+                Level::Critical
+            } else if !warn.is_zero() && t < warn.saturating_mul(factor) {
+                Level::Warning
+            } else {
+                Level::Normal
+            }
+        };
+        let mut predicted = fresh.map_or(Level::Normal, |t| level_for(t, 1));
+        if held {
+            let kept = self.time_to_limit.map_or(Level::Normal, |t| level_for(t, 2)).min(self.predicted_level);
+            predicted = predicted.max(kept);
+        }
+        self.predicted_level = predicted;
+        self.tracker.predict(predicted, now);
+    }
+
     fn redetect(&mut self, pending: &mut Vec<EventKind>) {
         self.redetect_now(pending, false);
     }
@@ -441,6 +521,15 @@ impl Reactor {
         let new = match self.detector.detect() {
             Ok(l) => l.with_override(self.shared.config.limit_override),
             Err(e) => {
+                // Typically a guarded `pid` that exited: its cgroup is still worth watching (its
+                // other processes, its removal) as long as it exists.
+                let dir = self.limits.limit_dir.as_ref().or(self.limits.cgroup_dir.as_ref());
+                if !force && dir.is_some_and(|d| self.detector.fs().exists(d)) {
+                    if let Some(suppressed) = self.read_errors.check() {
+                        tracing::warn!(error = %e, suppressed, "memguard re-detection failed; watching the last detected cgroup");
+                    }
+                    return;
+                }
                 tracing::warn!(error = %e, "memguard re-detection failed; watching host memory only");
                 Limits::host_only(self.limits.host_total_bytes)
             }
@@ -492,7 +581,8 @@ impl Reactor {
             let spent = now.duration_since(self.level_since);
             self.time_in_level[before as usize] += spent;
             self.level_since = now;
-            pending.push(EventKind::LevelChanged { from: before, to: level });
+            let time_to_limit = self.time_to_limit.map(|t| t.as_secs_f64());
+            pending.push(EventKind::LevelChanged { from: before, to: level, time_to_limit });
             tracing::info!(from = before.as_str(), to = level.as_str(), "memguard level changed");
         }
         for k in &pending {
@@ -547,6 +637,8 @@ impl Reactor {
             limit_bytes: limit,
             limit_source: s.map_or(super::snapshot::LimitSource::Node, |s| s.source),
             limit_unknown: self.limits.limit_unknown,
+            time_to_limit: self.time_to_limit.map(|t| t.as_secs_f64()),
+            growth_rate: self.growth.growth().rate,
             usage_bytes: s.map_or(0, |s| s.usage),
             working_set_bytes: s.map_or(0, |s| s.working_set),
             unreclaimable_bytes: measure,

@@ -40,17 +40,28 @@ pub(crate) struct SampleNote {
 }
 
 /// The bytes to ask the shedders for, from a snapshot: enough to bring the pressure measure
-/// below the warning threshold's hysteresis band with the default margin, and at least the
-/// margin (5% of the limit) whenever the level is raised (a kernel event may raise it below the
-/// threshold). 0 at `Normal`.
-pub(crate) fn target(snap: &Snapshot, warn: f64) -> u64 {
+/// below the warning threshold's hysteresis band with the default margin, at least the margin
+/// (5% of the limit) whenever the level is raised (a kernel event may raise it below the
+/// threshold), and — while memory grows steadily — enough to restore the warning `horizon`:
+/// after freeing them, the time to the limit at the current rate is the horizon again.
+/// 0 at `Normal`.
+pub(crate) fn target(snap: &Snapshot, warn: f64, horizon: std::time::Duration) -> u64 {
     let Some(limit) = snap.limit_bytes else { return 0 };
     if snap.level == Level::Normal {
         return 0;
     }
     #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let floor = (limit as f64 * DEFAULT_MARGIN) as u64;
-    target_for(snap.unreclaimable_bytes, limit, warn, DEFAULT_MARGIN).max(floor)
+    let fraction = target_for(snap.unreclaimable_bytes, limit, warn, DEFAULT_MARGIN).max(floor);
+    let restore_horizon = match (snap.time_to_limit, snap.growth_rate) {
+        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        (Some(_), Some(rate)) if rate > 0.0 => {
+            let wanted = snap.unreclaimable_bytes as f64 + rate * horizon.as_secs_f64();
+            (wanted - limit as f64).max(0.0) as u64
+        }
+        _ => 0,
+    };
+    fraction.max(restore_horizon)
 }
 
 /// The loop, until the reactor drops its sender or the guard closes.
@@ -73,7 +84,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
             continue;
         }
         let snap = shared.snapshot.read().unwrap_or_else(PoisonError::into_inner).clone();
-        let target = target(&snap, shared.config.thresholds.warn());
+        let target = target(&snap, shared.config.thresholds.warn(), shared.config.horizon.0);
         if target == 0 {
             continue;
         }

@@ -115,6 +115,15 @@ pub struct Snapshot {
     pub headroom_bytes: Option<u64>,
     /// `unreclaimable / limit`: the fraction the level thresholds apply to.
     pub used_fraction: Option<f64>,
+    /// The predicted time to the limit, seconds, at the current *sustained* growth of the
+    /// measure (the median slope of the last half second of samples, the last three rising);
+    /// `None` when memory does not grow steadily or the way left is more than four times the
+    /// growth seen. Under the warning horizon (default 250 ms; `Builder::horizon`) the level is
+    /// at least Warning, under the critical horizon (100 ms) Critical.
+    pub time_to_limit: Option<f64>,
+    /// The growth rate of the measure, bytes per second (median slope of the last half second of
+    /// samples; negative when shrinking, `None` with too few samples).
+    pub growth_rate: Option<f64>,
     /// Host `MemAvailable`.
     pub host_available_bytes: Option<u64>,
     /// PSI averages of the watched pressure file (refreshed about once a second).
@@ -160,6 +169,8 @@ impl Default for Snapshot {
             working_set_bytes: 0,
             unreclaimable_bytes: 0,
             headroom_bytes: None,
+            time_to_limit: None,
+            growth_rate: None,
             used_fraction: None,
             host_available_bytes: None,
             psi: None,

@@ -381,7 +381,8 @@ pub fn read_only_cgroupfs(kit: &Kit) {
     }
 }
 
-/// `memguard watch` on a cgroup under `memory.high` (v2) shows `High` events and Warning.
+/// A cgroup over its `memory.high` (v2) reports `High` events; they raise the level only when
+/// the measure confirms them.
 pub fn v2_memory_high_events(kit: &Kit) {
     assert_eq!(kit.version, Version::V2, "a cgroup v2 scenario");
     let cg = kit.cgroup("high-events");
@@ -389,7 +390,9 @@ pub fn v2_memory_high_events(kit: &Kit) {
     cg.set_high(64 * MIB);
     let keeper = cg.spawn("sleep", &["600"]);
     wait_until_in(keeper.id(), &cg);
-    let guard = MemGuard::builder().pid(keeper.id()).start().expect("start guard");
+    // Fraction thresholds only: the point is what a `memory.high` event does to the level.
+    let guard =
+        MemGuard::builder().pid(keeper.id()).horizon(Duration::ZERO, Duration::ZERO).start().expect("start guard");
     let hog = cg
         .command(BIN, &["alloc", "--rate", "512M", "--to", "150M", "--hold", "2"])
         .stdout(Stdio::null())
@@ -398,7 +401,12 @@ pub fn v2_memory_high_events(kit: &Kit) {
     let events = collect(&guard, Duration::from_secs(30), |e| matches!(e.kind, EventKind::High { .. }));
     let high =
         events.iter().find(|e| matches!(e.kind, EventKind::High { .. })).unwrap_or_else(|| panic!("{events:#?}"));
-    assert!(high.level >= Level::Warning, "{high:#?}");
+    // memory.high (64 MiB) is a quarter of memory.max (256 MiB): the kernel throttles and reclaims
+    // there, but the OOM killer is far. The event is reported; it raises the level only when the
+    // measure confirms it (issue #9), which it does not at 25% of the limit.
+    #[allow(clippy::cast_precision_loss)]
+    let fraction = high.unreclaimable_bytes.unwrap_or(0) as f64 / (256 * MIB) as f64;
+    assert!(fraction < 0.75 && high.level == Level::Normal, "{high:#?}");
     kill(hog);
     kill(keeper);
     drop::<TestCgroup>(cg);
@@ -455,7 +463,13 @@ pub fn override_applies_to_the_watcher(kit: &Kit) {
     cg.set_limit(LIMIT);
     let keeper = cg.spawn("sleep", &["600"]);
     wait_until_in(keeper.id(), &cg);
-    let guard = MemGuard::builder().pid(keeper.id()).limit_override(OVERRIDE).start().expect("start guard");
+    // Without prediction, so that the first Warning tells which limit the thresholds apply to.
+    let guard = MemGuard::builder()
+        .pid(keeper.id())
+        .limit_override(OVERRIDE)
+        .horizon(Duration::ZERO, Duration::ZERO)
+        .start()
+        .expect("start guard");
     let snap = guard.snapshot();
     assert_eq!(snap.limit_bytes, Some(OVERRIDE), "{snap:#?}");
     assert_eq!(snap.limit_source, memguard::watch::LimitSource::Override);

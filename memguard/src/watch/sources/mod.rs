@@ -27,7 +27,7 @@ use crate::sys::Ready;
 use super::event::EventKind;
 
 /// What a source tells the reactor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
     /// A kernel event to deliver (its floor is applied by the reactor).
     Event(EventKind),
@@ -37,6 +37,8 @@ pub enum Signal {
     Resample,
     /// A v1 usage threshold fired (the reactor samples and judges the direction).
     ThresholdCrossed(u64),
+    /// A v1 growth sentinel fired: sample now (and follow up soon when memory is rising), no event.
+    Sentinel(u64),
     /// The watched cgroup is gone: stop this source, re-detect.
     Gone,
 }
@@ -81,11 +83,18 @@ pub struct SourceConfig {
     pub cgroup_events: bool,
     /// Minimum time between two `High`/`Max` events (storms at `memory.max` are debounced).
     pub debounce: std::time::Duration,
+    /// v1: also arm the growth sentinels ([`GROWTH_SENTINELS`]) for predictive warning.
+    pub growth_sentinels: bool,
 }
 
 impl Default for SourceConfig {
     fn default() -> Self {
-        SourceConfig { psi: true, cgroup_events: true, debounce: std::time::Duration::from_millis(100) }
+        SourceConfig {
+            psi: true,
+            cgroup_events: true,
+            debounce: std::time::Duration::from_millis(100),
+            growth_sentinels: true,
+        }
     }
 }
 
@@ -113,6 +122,17 @@ impl Armed {
         self.status.push(SourceStatus { name: name.to_owned(), armed, detail: Some(detail) });
     }
 }
+
+/// v1 usage thresholds below the warning threshold that only make the watcher sample (no
+/// event): crossed in quick succession they show steady growth early, for predictive warning
+/// (v2 has no usage notification; its sampler tightens on the growth it sees instead).
+pub const GROWTH_SENTINELS: [(f64, &str); 5] = [
+    (0.20, "v1-growth-20"),
+    (0.30, "v1-growth-30"),
+    (0.45, "v1-growth-45"),
+    (0.60, "v1-growth-60"),
+    (0.70, "v1-growth-70"),
+];
 
 /// Arm every source the kernel and permissions allow for `limits`. `threshold_bytes` are the
 /// warning and critical thresholds in bytes (for v1 usage thresholds), when a limit exists.
@@ -145,6 +165,13 @@ fn arm_with(
                     );
                 } else {
                     armed.note("v1-threshold", false, "no cgroup limit: nothing to set thresholds against".into());
+                }
+                if let (Some(limit), true) = (limits.limit_bytes, cfg.growth_sentinels) {
+                    for (fraction, name) in GROWTH_SENTINELS {
+                        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                        let bytes = (limit as f64 * fraction) as u64;
+                        armed.push(name, v1::V1Notifier::sentinel(fs, dir, bytes, name));
+                    }
                 }
                 armed.push("v1-pressure-medium", v1::V1Notifier::pressure(fs, dir, crate::watch::V1Pressure::Medium));
                 armed.push(

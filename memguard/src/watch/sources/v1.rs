@@ -25,6 +25,7 @@ use super::{Keep, Signal, Source};
 #[derive(Debug)]
 enum Kind {
     Threshold(u64),
+    Sentinel(u64),
     Pressure(V1Pressure),
     Oom { notifications: u64 },
 }
@@ -61,6 +62,16 @@ impl V1Notifier {
     pub fn threshold(fs: &FsRoot, dir: &str, bytes: u64, name: &'static str) -> Result<Box<dyn Source>, String> {
         let (efd, target, detail) = register(fs, dir, "memory.usage_in_bytes", &bytes.to_string())?;
         Ok(Box::new(V1Notifier { efd, target, name, detail, kind: Kind::Threshold(bytes) }))
+    }
+
+    /// A growth sentinel at `bytes` on `<dir>/memory.usage_in_bytes`: a threshold whose
+    /// crossings only make the watcher sample (see [`GROWTH_SENTINELS`](super::GROWTH_SENTINELS)).
+    ///
+    /// # Errors
+    /// Why it cannot be armed.
+    pub fn sentinel(fs: &FsRoot, dir: &str, bytes: u64, name: &'static str) -> Result<Box<dyn Source>, String> {
+        let (efd, target, detail) = register(fs, dir, "memory.usage_in_bytes", &bytes.to_string())?;
+        Ok(Box::new(V1Notifier { efd, target, name, detail, kind: Kind::Sentinel(bytes) }))
     }
 
     /// A `memory.pressure_level` notification.
@@ -124,6 +135,7 @@ impl Source for V1Notifier {
         }
         match &mut self.kind {
             Kind::Threshold(bytes) => out.push(Signal::ThresholdCrossed(*bytes)),
+            Kind::Sentinel(bytes) => out.push(Signal::Sentinel(*bytes)),
             Kind::Pressure(severity) => {
                 out.push(Signal::Event(EventKind::VmPressure { severity: *severity }));
                 out.push(Signal::Resample);
