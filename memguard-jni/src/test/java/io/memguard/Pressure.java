@@ -50,17 +50,38 @@ final class Pressure implements AutoCloseable {
                         java.time.Duration.ofMillis(20));
     }
 
-    /** Allocate and touch {@code bytes} of direct buffers in 4 MiB pieces. */
+    /** Allocate and touch {@code bytes} of direct buffers in 4 MiB pieces, until {@link #stopped}. */
     void grow(long bytes) throws InterruptedException {
-        for (long done = 0; done < bytes && !stopped; done += 4 * MIB) {
+        ramp(bytes, 2);
+    }
+
+    /** {@link #grow}, pausing {@code pauseMillis} after each 4 MiB piece: a steady ramp. */
+    void ramp(long bytes, long pauseMillis) throws InterruptedException {
+        for (long done = 0; done < bytes; done += 4 * MIB) {
+            if (!addPiece()) {
+                return;
+            }
+            Thread.sleep(pauseMillis);
+        }
+    }
+
+    /**
+     * One touched 4 MiB piece, allocated and kept under the lock {@link #drop()} takes, and only
+     * while not {@link #stopped}: a shedder that sets {@code stopped} then drops never leaves a
+     * piece behind that was allocated meanwhile (it would hold 4 MiB of direct memory past the
+     * collection after shedding).
+     */
+    private boolean addPiece() {
+        synchronized (held) {
+            if (stopped) {
+                return false;
+            }
             ByteBuffer b = ByteBuffer.allocateDirect((int) (4 * MIB));
             for (int i = 0; i < b.capacity(); i += 4096) {
                 b.put(i, (byte) 1);
             }
-            synchronized (held) {
-                held.add(b);
-            }
-            Thread.sleep(2);
+            held.add(b);
+            return true;
         }
     }
 
