@@ -35,7 +35,8 @@ fn flag(setting: &'static str, value: &str) -> Result<bool, Error> {
     }
 }
 
-/// Two values in one (`"a,b"`): `sample_interval` (min, max) and `malloc_trim` (on, interval).
+/// Two values in one (`"a,b"`): `sample_interval` (min, max), `horizon` (warn, critical) and
+/// `malloc_trim` (on, interval).
 fn pair<'v>(setting: &'static str, value: &'v str) -> Result<(&'v str, &'v str), Error> {
     value.split_once(',').ok_or_else(|| bad(setting, value, "expects two values"))
 }
@@ -55,6 +56,10 @@ pub(crate) fn apply(b: Builder, key: &str, value: &str) -> Result<Builder, Error
         "sample_interval" => {
             let (min, max) = pair("sample_interval", value)?;
             b.sample_interval(nanos("sample_interval_min", min)?, nanos("sample_interval_max", max)?)
+        }
+        "horizon" => {
+            let (warn, critical) = pair("horizon", value)?;
+            b.horizon(nanos("horizon_warn", warn)?, nanos("horizon_critical", critical)?)
         }
         "max_alloc_rate" => b.max_alloc_rate(count("max_alloc_rate", value)?),
         "eviction_threshold" => b.eviction_threshold(count("eviction_threshold", value)?),
@@ -84,6 +89,7 @@ pub(crate) fn apply(b: Builder, key: &str, value: &str) -> Result<Builder, Error
 pub(crate) fn config_json(c: &memguard::watch::Config) -> String {
     let th = c.thresholds();
     let (lo, hi) = c.sample_interval();
+    let (horizon_warn, horizon_critical) = c.horizon();
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     serde_json::json!({
         "warn": th.warn(),
@@ -93,6 +99,8 @@ pub(crate) fn config_json(c: &memguard::watch::Config) -> String {
         "limit_override": c.limit_override().map(|o| o.bytes),
         "limit_override_source": c.limit_override().map(|o| o.source.as_str()),
         "event_hold_ns": ns(c.event_hold()),
+        "horizon_warn_ns": ns(horizon_warn),
+        "horizon_critical_ns": ns(horizon_critical),
         "sample_interval_min_ns": ns(lo),
         "sample_interval_max_ns": ns(hi),
         "max_alloc_rate": c.max_alloc_rate(),
@@ -125,6 +133,7 @@ mod tests {
             ("soft_limit", "0.6"),
             ("limit_override", "1073741824"),
             ("event_hold", "1500000000"),
+            ("horizon", "500000000,200000000"),
             ("sample_interval", "2000000,300000000000"),
             ("max_alloc_rate", "1073741824"),
             ("eviction_threshold", "209715200"),
@@ -147,6 +156,13 @@ mod tests {
         assert_eq!(json["trim_interval_ns"], 3_600_000_000_000u64);
         assert_eq!(json["malloc_trim"], false);
         assert_eq!(json["pid"], 42);
+        assert_eq!(json["horizon_warn_ns"], 500_000_000u64);
+        assert_eq!(json["horizon_critical_ns"], 200_000_000u64);
+        let err =
+            apply(Builder::new(), "horizon", "1000000000,2000000000").and_then(|b| b.config()).expect_err("order");
+        assert!(matches!(err, Error::InvalidConfig { setting: "horizon_critical", .. }), "{err}");
+        let err = apply(Builder::new(), "horizon", "11000000000,0").and_then(|b| b.config()).expect_err("range");
+        assert!(matches!(err, Error::InvalidConfig { setting: "horizon_warn", .. }), "{err}");
         let err = apply(Builder::new(), "warn", "lots").expect_err("garbage");
         assert!(matches!(err, Error::InvalidConfig { setting: "warn", .. }), "{err}");
         let err = apply(Builder::new(), "nope", "1").expect_err("unknown");

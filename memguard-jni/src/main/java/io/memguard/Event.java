@@ -1,7 +1,9 @@
 package io.memguard;
 
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 
 /**
@@ -10,7 +12,7 @@ import java.util.Set;
  * <p>{@link #kind()} is the core's stable name ({@code "oom_kill"}, {@code "level_changed"},
  * {@code "psi"}, ... see {@link MemGuard#eventKinds()}); {@link #details()} holds the kind's own
  * fields as the JSON names them ({@code count}, {@code delta}, {@code stall}, {@code from},
- * {@code to}, ...).
+ * {@code to}, {@code time_to_limit}, ...).
  *
  * @param kind the event kind
  * @param level the level after this event
@@ -42,6 +44,15 @@ public record Event(String kind, Level level, long monotonicNanos, long workingS
         return new Event(Json.str(m, "kind"), Level.parse(Json.str(m, "level")), Json.num(m, "monotonic_ns"),
                 Json.num(m, "working_set_bytes"), Json.num(m, "unreclaimable_bytes"), Json.num(m, "limit_bytes"),
                 java.util.Collections.unmodifiableMap(details), text, json);
+    }
+
+    /**
+     * For a {@code level_changed} event: the predicted time to the limit at the current steady
+     * growth when the change was decided (see {@link Snapshot#timeToLimit()}); empty when memory
+     * was not growing steadily, and for every other kind.
+     */
+    public Optional<Duration> timeToLimit() {
+        return Json.optSeconds(details, "time_to_limit");
     }
 
     /** An integer detail ({@code count}, {@code delta}, {@code threshold_bytes}, ...), {@code -1} if absent. */

@@ -1,10 +1,13 @@
 package io.memguard;
 
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.OptionalDouble;
 
 /**
  * A small reader for the JSON the native library produces (the core's {@code serde} form of
@@ -204,6 +207,25 @@ final class Json {
     static double dbl(Map<String, Object> m, String key) {
         Object v = m.get(key);
         return v instanceof Number ? ((Number) v).doubleValue() : Double.NaN;
+    }
+
+    /** A number, empty when null or absent (a rate the core may not know yet). */
+    static OptionalDouble optDbl(Map<String, Object> m, String key) {
+        Object v = m.get(key);
+        return v instanceof Number ? OptionalDouble.of(((Number) v).doubleValue()) : OptionalDouble.empty();
+    }
+
+    /** A time in seconds as a {@link Duration} (nanosecond precision, saturated), empty when null or absent. */
+    static Optional<Duration> optSeconds(Map<String, Object> m, String key) {
+        Object v = m.get(key);
+        if (!(v instanceof Number)) {
+            return Optional.empty();
+        }
+        double nanos = ((Number) v).doubleValue() * 1e9;
+        if (Double.isNaN(nanos)) {
+            return Optional.empty();
+        }
+        return Optional.of(Duration.ofNanos(nanos >= Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(0L, Math.round(nanos))));
     }
 
     static boolean bool(Map<String, Object> m, String key) {

@@ -162,6 +162,14 @@ public final class MemGuard implements AutoCloseable {
         }
     }
 
+    /**
+     * The predictive warning horizons in force ({@link Builder#horizon}, or the
+     * {@code MEMGUARD_HORIZON_*} variables, or the defaults).
+     */
+    public Horizon horizon() {
+        return Horizon.from(Json.object(configJson()));
+    }
+
     /** The budget's counters. */
     public BudgetStats budget() {
         checkOpen();
@@ -546,6 +554,20 @@ public final class MemGuard implements AutoCloseable {
         /** Hysteresis band on the way down (default 0.05). */
         public Builder hysteresis(double fraction) {
             return set("hysteresis", Double.toString(fraction));
+        }
+
+        /**
+         * Predictive warning horizons: the level rises to {@link Level#WARNING} when the
+         * predicted time to the limit at the current steady growth ({@link Snapshot#timeToLimit()})
+         * is shorter than {@code warn}, to {@link Level#CRITICAL} when it is shorter than
+         * {@code critical} (defaults 250 ms and 100 ms; {@code MEMGUARD_HORIZON_WARN},
+         * {@code MEMGUARD_HORIZON_CRITICAL}). {@link Duration#ZERO} disables either. Checked at
+         * {@link #start()}: {@code warn} at most 10 s, {@code critical} at most {@code warn} unless
+         * the warning horizon is disabled ({@link MemGuardConfigException} naming
+         * {@code horizon_warn} or {@code horizon_critical}).
+         */
+        public Builder horizon(Duration warn, Duration critical) {
+            return set("horizon", nanos(warn) + "," + nanos(critical));
         }
 
         /** The budget's soft limit, fraction of the effective limit (default 0.85). */

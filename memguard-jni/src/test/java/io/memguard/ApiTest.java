@@ -52,7 +52,8 @@ class ApiTest {
     void everyBuilderSettingIsAccepted() {
         try (MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false).warn(0.7).critical(0.95).hysteresis(0.02)
                 .softLimit(0.6).limitOverride(64L << 30).eventHold(Duration.ofMillis(1500))
-                .sampleInterval(Duration.ofMillis(2), Duration.ofMinutes(5)).maxAllocRate(1L << 30)
+                .sampleInterval(Duration.ofMillis(2), Duration.ofMinutes(5)).horizon(Duration.ofSeconds(1), Duration.ZERO)
+                .maxAllocRate(1L << 30)
                 .evictionThreshold(200L << 20).psi(false).cgroupEvents(false).debounce(Duration.ofMillis(250))
                 .shedInterval(Duration.ofSeconds(2)).mallocTrim(false, Duration.ofHours(1))
                 .redetectInterval(Duration.ofSeconds(30)).queueCapacity(64).gcAfterShed(true, Duration.ofSeconds(5))
@@ -63,9 +64,64 @@ class ApiTest {
             assertEquals(64L << 30, c.get("limit_override"));
             assertEquals("builder", c.get("limit_override_source"));
             assertEquals(300_000_000_000L, c.get("sample_interval_max_ns"));
+            assertEquals(1_000_000_000L, c.get("horizon_warn_ns"));
+            assertEquals(0L, c.get("horizon_critical_ns"));
             assertEquals(Boolean.FALSE, c.get("psi"));
             assertEquals(Boolean.FALSE, c.get("malloc_trim"));
             assertEquals(64L, c.get("queue_capacity"));
+        }
+    }
+
+    @Test
+    void horizonRoundTripsAndIsChecked() throws Exception {
+        try (MemGuard g = plain()) {
+            assertEquals(new Horizon(Duration.ofMillis(250), Duration.ofMillis(100)), g.horizon(), "the defaults");
+            assertTrue(g.horizon().enabled());
+        }
+        try (MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false)
+                .horizon(Duration.ofMillis(1500), Duration.ofMillis(400)).start()) {
+            assertEquals(new Horizon(Duration.ofMillis(1500), Duration.ofMillis(400)), g.horizon());
+            Map<String, Object> c = Json.object(g.configJson());
+            assertEquals(1_500_000_000L, c.get("horizon_warn_ns"));
+            assertEquals(400_000_000L, c.get("horizon_critical_ns"));
+        }
+        try (MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false).horizon(Duration.ZERO, Duration.ZERO)
+                .start()) {
+            assertFalse(g.horizon().enabled(), "zero disables both");
+        }
+        try (MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false)
+                .horizon(Duration.ZERO, Duration.ofSeconds(2)).start()) {
+            assertEquals(Duration.ofSeconds(2), g.horizon().critical(), "critical alone, the warning horizon disabled");
+        }
+        MemGuardConfigException e = assertThrows(MemGuardConfigException.class, () -> MemGuard.builder().fromEnv(false)
+                .horizon(Duration.ofMillis(100), Duration.ofMillis(200)).start());
+        assertEquals("horizon_critical", e.setting());
+        e = assertThrows(MemGuardConfigException.class, () -> MemGuard.builder().fromEnv(false)
+                .horizon(Duration.ofSeconds(11), Duration.ZERO).start());
+        assertEquals("horizon_warn", e.setting());
+        e = assertThrows(MemGuardConfigException.class, () -> MemGuard.builder().fromEnv(false)
+                .horizon(Duration.ofMillis(-1), Duration.ZERO).start());
+        assertEquals("horizon_warn", e.setting());
+        Jvm.Result bad = Jvm.run(Jvm.command(List.of(), Main.class, "status"),
+                Map.of("MEMGUARD_HORIZON_WARN", "11s"), 60);
+        assertEquals(2, bad.exit(), bad.err());
+        assertTrue(bad.err().contains("MEMGUARD_HORIZON_WARN"), bad.err());
+    }
+
+    @Test
+    void aSnapshotWithoutGrowthHasNoPrediction() throws Exception {
+        // A quiet JVM against a limit 1 GiB above what it uses: growth over the last half second
+        // is nowhere near a tenth of the limit, so the core predicts nothing.
+        try (MemGuard g = MemGuard.builder().fromEnv(false).heapCheck(false)
+                .limitOverride(Pressure.measure() + (1L << 30)).sampleInterval(Duration.ofMillis(5),
+                        Duration.ofMillis(20)).start()) {
+            Thread.sleep(200);
+            Snapshot s = g.snapshot();
+            assertTrue(s.samples() > 3, s.json());
+            assertTrue(s.timeToLimit().isEmpty(), s.json());
+            assertTrue(s.json().contains("\"time_to_limit\":null"), s.json());
+            s.growthRate().ifPresent(r -> assertTrue(Double.isFinite(r), s.json()));
+            assertEquals(Level.NORMAL, s.level());
         }
     }
 
