@@ -18,6 +18,8 @@ final class Dispatcher {
     private static final System.Logger LOG = System.getLogger("memguard.listeners");
     private static final AtomicLong THREADS = new AtomicLong();
     private static final long WAIT_NANOS = 1_000_000_000L;
+    /** How an event message begins (listen.rs writes {@code {"event": ...}}); level messages do not. */
+    private static final String EVENT_PREFIX = "{\"event\":";
 
     /** One registered listener. Its monitor is held while it runs on the dispatcher thread. */
     private static final class Entry implements Registration {
@@ -102,6 +104,12 @@ final class Dispatcher {
     }
 
     private void deliver(String msg) {
+        // The feed carries both kinds; a message no registered listener wants is not decoded
+        // (a level change's snapshot is the largest JSON the thread would parse).
+        boolean isEvent = msg.startsWith(EVENT_PREFIX);
+        if (entries.stream().noneMatch(e -> isEvent ? e.event != null : e.level != null)) {
+            return;
+        }
         Map<String, Object> m = Json.object(msg);
         String ev = Json.str(m, "event");
         if (ev != null) {

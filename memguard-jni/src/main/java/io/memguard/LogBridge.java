@@ -9,9 +9,12 @@ import java.lang.System.Logger.Level;
  * logs each record under the Rust module path with dots ({@code memguard.watch.reactor}, ...).
  * java.util.logging by default, so SLF4J and Log4j bridges see the records. Levels: DEBUG
  * records are forwarded only while {@code System.getLogger("memguard")} is loggable at DEBUG
- * (checked every second).
+ * (checked every second). Records reach the logger in batches, 10 ms after the first of a batch
+ * arrived, so that logging never competes with the listeners of the event being logged.
  */
 final class LogBridge {
+    /** How long records wait after the first of a batch arrives before they are logged. */
+    static final long DEFER_MILLIS = 10;
     private static boolean started;
 
     private LogBridge() {}
@@ -48,7 +51,14 @@ final class LogBridge {
                 }
                 String[] r;
                 while ((r = NativeLib.nextLog(1_000_000_000L)) != null) {
-                    System.getLogger(r[1]).log(Level.valueOf(r[0]), "{0} [{1}]", r[2], r[3]);
+                    // A record is not urgent, the event it is about is: the core logs a level
+                    // change just before dispatching it, and formatting and writing the record
+                    // right then competes with the listeners for the CPU. Hand the batch over a
+                    // little later instead.
+                    Thread.sleep(DEFER_MILLIS);
+                    do {
+                        System.getLogger(r[1]).log(Level.valueOf(r[0]), "{0} [{1}]", r[2], r[3]);
+                    } while ((r = NativeLib.nextLog(0)) != null);
                 }
             } catch (Throwable t) { // NOPMD: the log thread must not die of a handler's bug
                 try {
