@@ -24,24 +24,29 @@ import java.util.concurrent.TimeUnit;
  * <p>Real level changes: the JVM moves itself into a test cgroup (v1: under its own memory
  * cgroup; v2: under {@code $MEMGUARD_VM_CGROUP}) with a 1 GiB limit and a guard whose override
  * is 128 MiB; it then writes 120 MiB to a tmpfs file (shared memory: unreclaimable) and
- * truncates it, {@code N} times: each write raises the level, each truncation lowers it. Needs
- * root. {@code java -cp benchmarks.jar io.memguard.bench.ListenerLatency [N]}.
+ * truncates it, {@code W + N} times: each write raises the level, each truncation lowers it. The
+ * first {@code W} rounds (default 50) warm the JVM up (the listener path interpreted, then JIT
+ * compiled while compiler threads compete for the CPU): reported apart, as "cold". Needs root.
+ * {@code java -cp benchmarks.jar io.memguard.bench.ListenerLatency [N [W]]}.
  */
 public final class ListenerLatency {
     private ListenerLatency() {}
 
     public static void main(String[] args) throws Exception {
         int n = args.length > 0 ? Integer.parseInt(args[0]) : 200;
+        int warmup = args.length > 1 ? Integer.parseInt(args[1]) : 50;
         Path cg = enterTestCgroup();
         try {
-            run(n);
+            run(warmup, n);
         } finally {
             leave(cg);
         }
     }
 
-    static void run(int rounds) throws Exception {
+    static void run(int warmup, int measured) throws Exception {
+        int rounds = warmup + measured;
         BlockingQueue<Long> latencies = new ArrayBlockingQueue<>(4 * rounds + 16);
+        List<Long> cold = new ArrayList<>();
         Path file = Files.createTempFile(Path.of("/dev/shm"), "memguard-latency", ".bin");
         try (MemGuard guard = MemGuard.builder().fromEnv(false).heapCheck(false).limitOverride(128L << 20)
                 .psi(false).start();
@@ -55,6 +60,9 @@ public final class ListenerLatency {
             });
             ByteBuffer chunk = ByteBuffer.allocateDirect(4 << 20);
             for (int i = 0; i < rounds; i++) {
+                if (i == warmup) {
+                    latencies.drainTo(cold);
+                }
                 ch.position(0);
                 for (int w = 0; w < 30; w++) { // 120 MiB: above the critical threshold
                     chunk.clear();
@@ -68,14 +76,19 @@ public final class ListenerLatency {
         } finally {
             Files.deleteIfExists(file);
         }
-        List<Long> l = new ArrayList<>(latencies);
+        report("cold (first " + warmup + " rounds)", cold);
+        report("warm", new ArrayList<>(latencies));
+    }
+
+    static void report(String what, List<Long> l) {
         Collections.sort(l);
         if (l.isEmpty()) {
-            System.out.println("no level change observed");
+            System.out.println(what + ": no level change observed");
             return;
         }
-        System.out.printf("event-to-listener latency over %d level changes: p50 %.1f us, p90 %.1f us, p99 %.1f us, "
-                + "max %.1f us%n", l.size(), pct(l, 0.50), pct(l, 0.90), pct(l, 0.99), l.get(l.size() - 1) / 1e3);
+        System.out.printf("java listener, %s: event-to-listener latency over %d level changes: p50 %.1f us, "
+                + "p90 %.1f us, p99 %.1f us, max %.1f us%n", what, l.size(), pct(l, 0.50), pct(l, 0.90), pct(l, 0.99),
+                l.get(l.size() - 1) / 1e3);
     }
 
     static double pct(List<Long> sorted, double p) {

@@ -33,7 +33,7 @@ public class ReserveBenchmark {
 
     @Setup(Level.Trial)
     public void start() {
-        guard = MemGuard.builder().fromEnv(false).heapCheck(false).start();
+        guard = MemGuard.builder().heapCheck(false).start(); // MEMGUARD_*: run.sh sets a node-mode fixture
     }
 
     @TearDown(Level.Trial)
