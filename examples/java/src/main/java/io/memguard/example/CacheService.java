@@ -100,6 +100,10 @@ public final class CacheService {
             ex.getResponseHeaders().add("Retry-After", "1");
             send(ex, 503, "memory budget exhausted: " + e.available() + " of " + e.requested()
                     + " bytes available, level " + e.level() + "\n");
+        } catch (OutOfMemoryError e) {
+            // The heap, not the container, ran out (a -Xmx below the limit): answer, never leave
+            // the client waiting on a dead handler.
+            send(ex, 500, "out of heap\n");
         }
     }
 
@@ -140,7 +144,8 @@ public final class CacheService {
                 int busy = 0;
                 for (int i = 0; i < n; i++) {
                     HttpResponse<String> r = client.send(HttpRequest.newBuilder(
-                            URI.create("http://127.0.0.1:" + port + "/item/k" + i)).build(),
+                            URI.create("http://127.0.0.1:" + port + "/item/k" + i))
+                            .timeout(java.time.Duration.ofSeconds(30)).build(),
                             HttpResponse.BodyHandlers.ofString());
                     if (r.statusCode() == 200) {
                         ok++;
