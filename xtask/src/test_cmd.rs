@@ -10,15 +10,17 @@
 //! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
 //!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
 //!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
-//! 6. **soak** — `memguard-e2e soak --soak-secs 120 --check` natively: two minutes oscillating
+//! 6. **java** — `memguard-jni/run-tests.sh`: the JNI library and the jar, JUnit 5 under
+//!    `-Xcheck:jni` on OpenJDK 17 and Temurin 25 natively, the jar's `status`, and one VM boot;
+//! 7. **soak** — `memguard-e2e soak --soak-secs 120 --check` natively: two minutes oscillating
 //!    between Normal and Critical with callbacks, a shedder and reservations from three threads;
 //!    footprint, budget and event counts must stay flat and exact (the hour-long run is the same
 //!    command with `--soak-secs 3600`);
-//! 7. **model check & miri** — the budget's model-checking tests under Shuttle
+//! 8. **model check & miri** — the budget's model-checking tests under Shuttle
 //!    (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`), then the pure parts (parsers, levels,
 //!    the growth estimator, the budget) under Miri (nightly; the component is added when missing);
-//! 8. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 9. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 9. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 10. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -96,6 +98,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
     suites.push(c_suite(&root, skip_vm));
+    suites.push(java_suite(&root, skip_vm));
     suites.push(soak_suite(&root));
     suites.push(checked_concurrency_suite(&root));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
@@ -538,6 +541,42 @@ fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
     Some((label, counts))
 }
 
+// --------------------------------------------------------------------- java ----
+
+/// The Java package: `memguard-jni/run-tests.sh` builds the JNI library and the jar and runs
+/// Surefire on JDK 17 and JDK 25 natively (every test, `-Xcheck:jni`, JNI warnings fail the
+/// build), checks the jar's `status`, then runs the kernel tests on both JDKs in one VM boot.
+fn java_suite(root: &Path, skip_vm: bool) -> Suite {
+    let mut suite = Suite { name: "java (junit)", ..Suite::default() };
+    banner("Java package: libmemguard_jni + jar, JUnit under -Xcheck:jni on JDK 17 and 25, natively and in the cgroup v2 VM");
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join("memguard-jni/run-tests.sh")).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    let mut runs = 0;
+    for line in &lines {
+        let counts = parse_surefire_summary(line).or_else(|| parse_plain_counts(line).map(|(_, c)| c));
+        if let Some((p, f, s)) = counts {
+            runs += 1;
+            suite.passed += p;
+            suite.failed += f;
+            suite.skipped += s;
+        }
+    }
+    if !ok && suite.failed == 0 {
+        suite.failed = 1;
+        suite.remark = Some("run-tests.sh failed (see above)".into());
+    } else {
+        suite.remark =
+            Some(format!("{runs} Surefire/jar run(s), JDK 17 + 25{}", if skip_vm { "; VM part skipped" } else { "" }));
+    }
+    suite
+}
+
 // --------------------------------------------------------------------- soak ----
 
 /// Seconds of the soak in the test command.
@@ -584,6 +623,25 @@ fn soak_suite(root: &Path) -> Suite {
         suite.remark = Some(format!("{} problem(s)", problems.len().max(1)));
     }
     suite
+}
+
+/// Parse Surefire's per-execution summary (`[INFO] Tests run: 24, Failures: 0, Errors: 0,
+/// Skipped: 0`, not the per-class lines with `Time elapsed`) into `(passed, failed + errors,
+/// skipped)`.
+fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
+    let t = line.trim();
+    let t =
+        t.strip_prefix("[INFO] ").or_else(|| t.strip_prefix("[ERROR] ")).or_else(|| t.strip_prefix("[WARNING] "))?;
+    let rest = t.strip_prefix("Tests run: ")?;
+    if rest.contains("Time elapsed") {
+        return None;
+    }
+    let mut n = [0u64; 4];
+    for (i, part) in rest.split(", ").enumerate().take(4) {
+        n[i] = part.rsplit(' ').next()?.trim().parse().ok()?;
+    }
+    let (run, failures, errors, skipped) = (n[0], n[1], n[2], n[3]);
+    Some((run.saturating_sub(failures + errors + skipped), failures + errors, skipped))
 }
 
 // ------------------------------------------------------- model check & miri ----
@@ -932,6 +990,18 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
         );
         assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
         assert_eq!(p("collected 3 items in the tests"), None);
+    }
+
+    #[test]
+    fn parses_surefire_summaries() {
+        use super::parse_surefire_summary as sf;
+        assert_eq!(sf("[INFO] Tests run: 24, Failures: 0, Errors: 0, Skipped: 0"), Some((24, 0, 0)));
+        assert_eq!(sf("[ERROR] Tests run: 24, Failures: 1, Errors: 2, Skipped: 3"), Some((18, 3, 3)));
+        assert_eq!(
+            sf("[INFO] Tests run: 12, Failures: 0, Errors: 0, Skipped: 0, Time elapsed: 2.1 s -- in io.memguard.ApiTest"),
+            None
+        );
+        assert_eq!(sf("jar-checks: 4 passed, 0 failed"), None);
     }
 
     #[test]
