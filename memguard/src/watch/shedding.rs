@@ -61,7 +61,9 @@ pub(crate) fn target(snap: &Snapshot, warn: f64, horizon: std::time::Duration) -
         }
         _ => 0,
     };
-    fraction.max(restore_horizon)
+    // At a very high rate the horizon cannot be restored at all (250 ms at 5 GB/s is more than
+    // most limits): ask for everything there is, never for more than the memory held.
+    fraction.max(restore_horizon.min(snap.unreclaimable_bytes))
 }
 
 /// The loop, until the reactor drops its sender or the guard closes.
@@ -113,5 +115,39 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
             "memguard shed caches"
         );
         *shared.last_shed.lock().unwrap_or_else(PoisonError::into_inner) = Some(report);
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+    use std::time::Duration;
+
+    const MIB: u64 = 1 << 20;
+
+    fn snap(level: Level, measure: u64, rate: Option<f64>) -> Snapshot {
+        Snapshot {
+            level,
+            limit_bytes: Some(256 * MIB),
+            unreclaimable_bytes: measure,
+            time_to_limit: rate.map(|r| (256 * MIB - measure) as f64 / r),
+            growth_rate: rate,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn restores_the_horizon_but_never_asks_for_more_than_is_held() {
+        let horizon = Duration::from_millis(250);
+        assert_eq!(target(&snap(Level::Normal, 250 * MIB, Some(1e9)), 0.8, horizon), 0);
+        // 200 MiB held, growing 400 MiB/s: 250 ms more would reach 300 MiB, 44 MiB over.
+        let t = target(&snap(Level::Warning, 200 * MIB, Some(400.0 * MIB as f64)), 0.8, horizon);
+        assert!((43 * MIB..=45 * MIB).contains(&t), "{t}");
+        // 5 GB/s: the horizon would want 1.4 GB back from 200 MiB; ask for the 200 MiB.
+        let t = target(&snap(Level::Critical, 200 * MIB, Some(5e9)), 0.8, horizon);
+        assert_eq!(t, 200 * MIB);
+        // No growth: the fraction's target (below the warning band), at least 5% of the limit.
+        let t = target(&snap(Level::Warning, 210 * MIB, None), 0.8, horizon);
+        assert!(t >= 256 * MIB / 20 && t < 210 * MIB, "{t}");
     }
 }
