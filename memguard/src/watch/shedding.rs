@@ -148,6 +148,6 @@ mod target_tests {
         assert_eq!(t, 200 * MIB);
         // No growth: the fraction's target (below the warning band), at least 5% of the limit.
         let t = target(&snap(Level::Warning, 210 * MIB, None), 0.8, horizon);
-        assert!(t >= 256 * MIB / 20 && t < 210 * MIB, "{t}");
+        assert!((256 * MIB / 20..210 * MIB).contains(&t), "{t}");
     }
 }
