@@ -49,6 +49,7 @@ watch_scenario!(read_only_cgroupfs);
 watch_scenario!(page_cache_is_not_pressure);
 watch_scenario!(override_applies_to_the_watcher);
 watch_scenario!(hidden_v1_limit_is_watched);
+watch_scenario!(fd_limit_too_low_is_reported_and_recovers);
 budget_scenario!(budget_grants_only_the_room_left);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the

@@ -223,12 +223,7 @@ impl Reactor {
                 }
             }
         }
-        status.push(super::sampler::status(
-            &self.limits,
-            &self.shared.config.sampler,
-            self.shared.config.eviction_threshold,
-            self.kernel_watches_thresholds(),
-        ));
+        status.push(self.sampler_status());
         self.psi_file = self.limits.psi_file.as_ref().and_then(|p| File::open(self.detector.fs().path(p)).ok());
         self.shared.fds.set(&self.raw_fds());
         *self.shared.sources.write().unwrap_or_else(PoisonError::into_inner) = status;
@@ -237,6 +232,39 @@ impl Reactor {
         self.growth.reset();
         self.time_to_limit = None;
         self.predicted_level = Level::Normal;
+    }
+
+    /// The sampler's line in `sources()`: not armed, with the reason, while its files cannot
+    /// be opened (see [`Probe::open_error`]).
+    fn sampler_status(&self) -> crate::status::SourceStatus {
+        let mut st = super::sampler::status(
+            &self.limits,
+            &self.shared.config.sampler,
+            self.shared.config.eviction_threshold,
+            self.kernel_watches_thresholds(),
+        );
+        if let Some(e) = self.probe.open_error() {
+            st.armed = false;
+            st.detail = Some(format!("cannot open {e}; retried before each sample"));
+        }
+        st
+    }
+
+    /// A probe that could not open its files tries again (a raised `RLIMIT_NOFILE`, a fixed
+    /// permission); the sampler's line in `sources()` follows.
+    fn retry_probe(&mut self) {
+        if self.probe.open_error().is_none() {
+            return;
+        }
+        self.reopen_probe();
+        let st = self.sampler_status();
+        let mut sources = self.shared.sources.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = sources.iter_mut().find(|s| s.name == "sampler") {
+            if old.armed != st.armed {
+                tracing::info!(armed = st.armed, detail = ?st.detail, "memguard sampler files");
+            }
+            *old = st;
+        }
     }
 
     fn kernel_watches_thresholds(&self) -> bool {
@@ -427,10 +455,13 @@ impl Reactor {
         // Releases from now on wait for the next sample: this read may not include their memory.
         let shared = Arc::clone(&self.shared);
         let budget_sample = shared.budget.begin_usage_sample();
+        self.retry_probe();
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
-                tracing::info!(error = %e, "memguard sample failed: cgroup gone");
+                if self.probe.open_error().is_none() {
+                    tracing::info!(error = %e, "memguard sample failed: cgroup gone");
+                }
                 self.next_sample = at_or_far(now, self.shared.config.sampler.max_interval);
                 return false;
             }

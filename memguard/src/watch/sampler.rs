@@ -138,6 +138,11 @@ pub struct Probe {
     host_total: Option<u64>,
     host_available: Option<(u64, std::time::Instant)>,
     buf: Vec<u8>,
+    /// A file the sampler needs could not be opened for a reason other than its absence
+    /// (`EMFILE` under a low `RLIMIT_NOFILE`, `EACCES`): `path: error`. While set, every
+    /// sample fails with it (nothing is measured rather than a wrong 0), the sampler is listed
+    /// as not armed with it, and the reactor opens the files again before each sample.
+    open_error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -158,9 +163,21 @@ impl Probe {
     /// limit exists (see [`watch_dir`]), else node mode (`/proc/meminfo`).
     pub fn open(limits: &Limits, fs: &FsRoot, eviction_threshold: u64) -> Probe {
         let dir = watch_dir(limits, fs);
+        let open_error = std::cell::RefCell::new(None::<String>);
+        // A missing file is `None` (the cgroup went away: the caller falls back or re-detects);
+        // any other failure is remembered, so that it is reported rather than sampled as 0.
+        let open_path = |path: String| match File::open(fs.path(&path)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    open_error.borrow_mut().get_or_insert_with(|| format!("{path}: {e}"));
+                }
+                None
+            }
+        };
         let cgroup = match (crate::cgroup::MemoryFiles::of(limits.cgroup), &dir, limits.limit_bytes) {
             (Some(files), Some(dir), Some(limit)) => {
-                let open = |d: &str, name: &str| File::open(fs.path(format!("{d}/{name}"))).ok();
+                let open = |d: &str, name: &str| open_path(format!("{d}/{name}"));
                 open(dir, files.usage).map(|usage| CgroupFiles {
                     usage,
                     stat: open(dir, files.stat),
@@ -178,18 +195,25 @@ impl Probe {
         };
         let guarded_dir = dir.as_ref().or(limits.cgroup_dir.as_ref());
         let v1_oom_control = match (limits.cgroup, guarded_dir) {
-            (CgroupVersion::V1, Some(dir)) => File::open(fs.path(format!("{dir}/memory.oom_control"))).ok(),
+            (CgroupVersion::V1, Some(dir)) => open_path(format!("{dir}/memory.oom_control")),
             _ => None,
         };
+        let meminfo = open_path("/proc/meminfo".to_owned());
         Probe {
             cgroup,
             v1_oom_control,
-            meminfo: File::open(fs.path("/proc/meminfo")).ok(),
+            meminfo,
             eviction_threshold,
             host_total: limits.host_total_bytes,
             host_available: None,
             buf: Vec::with_capacity(8192),
+            open_error: open_error.into_inner(),
         }
+    }
+
+    /// Why a file the sampler needs could not be opened (`path: error`), if one could not.
+    pub fn open_error(&self) -> Option<&str> {
+        self.open_error.as_deref()
     }
 
     /// Every file descriptor the probe holds (for closing them in a forked child).
@@ -225,6 +249,9 @@ impl Probe {
     /// # Errors
     /// The cgroup's files became unreadable (typically: the cgroup was removed — `ENODEV`).
     pub fn sample(&mut self) -> io::Result<Sample> {
+        if let Some(e) = &self.open_error {
+            return Err(io::Error::other(e.clone()));
+        }
         let now = std::time::Instant::now();
         let fresh = self.host_available.filter(|(_, at)| now.duration_since(*at) < Duration::from_secs(1));
         let host_available = match (&self.meminfo, fresh) {

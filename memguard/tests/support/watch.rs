@@ -494,3 +494,61 @@ pub fn override_applies_to_the_watcher(kit: &Kit) {
     kill(hog);
     kill(keeper);
 }
+
+/// Issue #14, an fd limit too low to arm every source: `memguard watch` under
+/// a soft `RLIMIT_NOFILE` of 10 lists every source it could not arm with the reason, the sampler
+/// included (its files could not be opened: nothing is measured rather than a wrong 0); once
+/// the limit is raised at runtime (`prlimit --pid`), the sampler opens its files on its next
+/// attempt and a real allocation to 90% is reported at Critical.
+pub fn fd_limit_too_low_is_reported_and_recovers(kit: &Kit) {
+    let cg = kit.cgroup("nofile");
+    cg.set_limit(128 * MIB);
+    let mut watch = cg
+        .command("prlimit", &["--nofile=10:1024", BIN, "watch", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn prlimit memguard watch");
+    let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
+    let first: Value = serde_json::from_str(&lines.next().expect("a first line").expect("read")).expect("json");
+    let sources = first["sources"].as_array().cloned().unwrap_or_default();
+    let sampler = sources.iter().find(|s| s["name"] == "sampler").cloned().unwrap_or_default();
+    let stop = |mut w: Child| {
+        let _ = std::process::Command::new("kill").arg("-TERM").arg(w.id().to_string()).status();
+        let _ = w.wait();
+    };
+    if sampler["armed"] != false {
+        stop(watch);
+        panic!("with 10 fds the sampler's files cannot all be opened: {sampler}");
+    }
+    assert!(sampler["detail"].as_str().unwrap_or("").contains("Too many open files"), "{sampler}");
+    let unarmed_with_reason = sources.iter().filter(|s| s["armed"] == false && s["detail"].is_string()).count();
+    assert_eq!(unarmed_with_reason, sources.iter().filter(|s| s["armed"] == false).count(), "{sources:#?}");
+    let raised = std::process::Command::new("prlimit")
+        .args(["--pid", &watch.id().to_string(), "--nofile=1024:"])
+        .status()
+        .expect("prlimit --pid");
+    assert!(raised.success());
+    let hog = cg
+        .command(BIN, &["alloc", "--rate", "256M", "--to", "90%", "--hold", "3"])
+        .env("MEMGUARD_LIMIT", (128 * MIB).to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn alloc");
+    let started = Instant::now();
+    let mut critical = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        let Ok(e) = serde_json::from_str::<Value>(&line) else { continue };
+        if e["kind"] == "level_changed" && e["to"] == "critical" {
+            critical = Some(e);
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+    }
+    let _ = std::process::Command::new("kill").arg("-KILL").arg(hog.id().to_string()).status();
+    stop(watch);
+    let e = critical.expect("after the fd limit was raised, the allocation to 90% is reported at Critical");
+    println!("recovered: {e}");
+}
