@@ -459,6 +459,8 @@ fn python_suite(root: &Path, skip_vm: bool) -> Suite {
 fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
     let t = line.trim().trim_matches('=').trim();
     let (counts, time) = t.rsplit_once(" in ")?;
+    // `14.66s`, or past a minute `105.20s (0:01:45)`.
+    let time = time.split_once(" (").map_or(time, |(t, _)| t);
     if !time.trim_end().ends_with('s') {
         return None;
     }
@@ -990,6 +992,11 @@ test result: FAILED. 1 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; 
         );
         assert_eq!(p("=== 1 failed, 3 passed, 2 skipped, 1 error in 1.00s ==="), Some((3, 2, 2)));
         assert_eq!(p("collected 3 items in the tests"), None);
+        // Past a minute pytest adds the h:mm:ss form (found: the suite counted 0 then).
+        assert_eq!(
+            p("============ 1 failed, 57 passed, 4 deselected in 97.81s (0:01:37) ============="),
+            Some((57, 1, 0))
+        );
     }
 
     #[test]

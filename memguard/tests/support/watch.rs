@@ -528,7 +528,7 @@ pub fn fd_limit_too_low_is_reported_and_recovers(kit: &Kit) {
         .status()
         .expect("prlimit --pid");
     assert!(raised.success());
-    let hog = cg
+    let mut hog = cg
         .command(BIN, &["alloc", "--rate", "256M", "--to", "90%", "--hold", "3"])
         .env("MEMGUARD_LIMIT", (128 * MIB).to_string())
         .stdout(Stdio::null())
@@ -547,7 +547,8 @@ pub fn fd_limit_too_low_is_reported_and_recovers(kit: &Kit) {
             break;
         }
     }
-    let _ = std::process::Command::new("kill").arg("-KILL").arg(hog.id().to_string()).status();
+    let _ = hog.kill();
+    let _ = hog.wait();
     stop(watch);
     let e = critical.expect("after the fd limit was raised, the allocation to 90% is reported at Critical");
     println!("recovered: {e}");
