@@ -2,9 +2,12 @@
 //!
 //! * `cargo xtask test` — the one test command: unit and fixture tests, the native cgroup v1
 //!   real-kernel suite and the cgroup v2 suite inside a throwaway VM, with counts per suite.
+//! * `cargo xtask runc` — memguard inside real `runc` containers and Kubernetes-shaped cgroup
+//!   hierarchies on this machine's cgroup version (see `runc/mod.rs`).
 //! * `cargo xtask vm [options] -- <cmd> [args...]` — run one command inside a throwaway
 //!   `qemu-system-x86_64` guest with a pure cgroup v2 hierarchy (see `vm/mod.rs`).
 
+mod runc;
 mod test_cmd;
 mod vm;
 
@@ -15,6 +18,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   test [--skip-vm] [--no-fuzz]    run every test suite (unit, native cgroup v1, cgroup v2 VM)
+  runc [--matrix-only] [--table]  memguard in runc containers and Kubernetes-shaped cgroups
+                                  (this machine's cgroup version; needs root and runc)
   vm [options] -- <cmd> [args]    run a command inside a throwaway cgroup v2 VM
                                   (`cargo xtask vm --help` for options)
 ";
@@ -29,6 +34,7 @@ fn main() -> ExitCode {
     let code = match cmd.as_str() {
         "test" => test_cmd::main(rest),
         "vm" => vm::main(rest),
+        "runc" => runc::main(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             0

@@ -10,8 +10,12 @@
 //! 5. **c library** — `memguard-ffi/run-tests.sh`: `cargo cinstall` into a temporary prefix, the C
 //!    tests under valgrind, ASan+UBSan and ThreadSanitizer, the C and C++ examples through CMake and
 //!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
-//! 6. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 7. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 6. **runc** — `cargo xtask runc` (`runc/`): memguard, the Rust and Python cache workers
+//!    and Kubernetes-shaped cgroup hierarchies in real OCI containers started by `runc` (installed
+//!    with apt-get when missing), natively on cgroup v1 and in one VM boot on cgroup v2, with and
+//!    without a private cgroup namespace;
+//! 7. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 8. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -85,6 +89,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(vm_suite(&root, skip_vm));
     suites.push(python_suite(&root, skip_vm));
     suites.push(c_suite(&root, skip_vm));
+    suites.extend(runc_suites(&root, skip_vm));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
     report(&suites, ci)
@@ -439,6 +444,143 @@ fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
     Some((label, counts))
 }
 
+// --------------------------------------------------------------------- runc ----
+
+/// `runc` on PATH, installed with apt-get when missing (as root).
+fn ensure_runc() -> Result<(), String> {
+    let ok = || Command::new("runc").arg("--version").output().is_ok_and(|o| o.status.success());
+    if ok() {
+        return Ok(());
+    }
+    banner("installing runc (apt-get install -y runc)");
+    let (installed, _) =
+        run_merged(Command::new("apt-get").args(["install", "-y", "runc"]).env("DEBIAN_FRONTEND", "noninteractive"));
+    if installed && ok() {
+        Ok(())
+    } else {
+        Err("runc is missing and `apt-get install -y runc` did not provide it".into())
+    }
+}
+
+/// Counts from the closing `runc-v1: …` / `runc-v2: …` (or `runc: …`) line of `cargo xtask runc`.
+fn runc_counts(suite: &mut Suite, lines: &[String]) -> bool {
+    let mut found = false;
+    for line in lines {
+        if let Some((label, (p, f, s))) = parse_plain_counts(line) {
+            if label.starts_with("runc") {
+                found = true;
+                suite.passed += p;
+                suite.failed += f;
+                suite.skipped += s;
+            }
+        }
+    }
+    found
+}
+
+/// The runc suites: `cargo xtask runc` natively (cgroup v1 here) and inside one VM boot (v2).
+fn runc_suites(root: &Path, skip_vm: bool) -> Vec<Suite> {
+    let mut native = Suite { name: "runc native", ..Suite::default() };
+    let mut v2 = Suite { name: "runc cgroup v2 VM", ..Suite::default() };
+    banner("runc: memguard in real OCI containers and Kubernetes-shaped cgroups (native, then the cgroup v2 VM)");
+    let start = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"));
+    let ready = ensure_runc().and_then(|()| exe.clone()).and_then(|exe| {
+        let (built, _) = run_merged(
+            Command::new("cargo")
+                .args([
+                    "build",
+                    "-p",
+                    "memguard",
+                    "--bin",
+                    "memguard",
+                    "-p",
+                    "memguard-examples",
+                    "--bin",
+                    "cache-worker",
+                ])
+                .current_dir(root),
+        );
+        if built {
+            Ok(exe)
+        } else {
+            Err("building memguard and cache-worker failed".into())
+        }
+    });
+    let exe = match ready {
+        Ok(exe) => exe,
+        Err(why) => {
+            for s in [&mut native, &mut v2] {
+                s.unavailable = true;
+                s.remark = Some(why.clone());
+            }
+            return vec![native, v2];
+        }
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("runc").current_dir(root);
+    if let Some(py) = real_python() {
+        cmd.env("MEMGUARD_TEST_PYTHON", py);
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    native.secs = start.elapsed().as_secs_f64();
+    if !runc_counts(&mut native, &lines) || (!ok && native.failed == 0) {
+        native.failed += 1;
+        native.remark = Some("cargo xtask runc failed without its closing line (see above)".into());
+    } else if lines.iter().any(|l| l.starts_with("SKIP runc suite:")) {
+        native.unavailable = true;
+        native.remark = lines.iter().find_map(|l| l.strip_prefix("SKIP runc suite: ")).map(str::to_owned);
+    } else {
+        native.remark = Some(match leaked_v1_cgroups() {
+            Ok(leaked) if leaked.is_empty() => "no test cgroup left behind".into(),
+            Ok(leaked) => {
+                native.failed += 1;
+                format!("test cgroups left behind: {}", leaked.join(", "))
+            }
+            Err(e) => format!("leak check failed: {e}"),
+        });
+    }
+    if skip_vm {
+        v2.unavailable = true;
+        v2.remark = Some("--skip-vm given".into());
+        return vec![native, v2];
+    }
+    let start = Instant::now();
+    let script = r#""$@" > "$MEMGUARD_VM_OUT/runc.log" 2>&1; rc=$?; cat "$MEMGUARD_VM_OUT/runc.log"
+leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
+if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
+exit $rc"#;
+    let command =
+        vec!["sh".into(), "-c".into(), script.into(), "sh".into(), exe.to_string_lossy().into_owned(), "runc".into()];
+    let mut opts = vm::VmOptions::new(command);
+    opts.cwd = root.to_path_buf();
+    if let Some(py) = real_python() {
+        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
+    }
+    opts.timeout = Duration::from_secs(900);
+    let outcome = vm::run(&opts);
+    v2.secs = start.elapsed().as_secs_f64();
+    match outcome {
+        Err(e) => {
+            v2.failed = 1;
+            v2.unavailable = true;
+            v2.remark = Some(format!("VM harness failed: {e}"));
+        }
+        Ok(out) => {
+            let log = std::fs::read_to_string(out.out_dir.join("runc.log")).unwrap_or_default();
+            let lines: Vec<String> = log.lines().map(str::to_owned).collect();
+            if !runc_counts(&mut v2, &lines) || (out.exit_code != 0 && v2.failed == 0) {
+                v2.failed += 1;
+            }
+            v2.remark = Some(format!(
+                "one boot: {:.1} s to the command, {:.1} s in all; exit {}",
+                out.boot_secs, out.total_secs, out.exit_code
+            ));
+        }
+    }
+    vec![native, v2]
+}
+
 // --------------------------------------------------------------------- fuzz ----
 
 fn fuzz_suite(root: &Path, enabled: bool, secs: u32) -> Suite {
@@ -641,6 +783,7 @@ mod tests {
         assert_eq!(p("kernel-c: 3 passed, 2 failed"), Some(("kernel-c", (3, 2, 0))));
         assert_eq!(p("ok   v1 guarded worker: exit 0, oom_kill 0"), None);
         assert_eq!(p("note: 3 passed, and more"), None);
+        assert_eq!(p("runc-v2: 20 passed, 1 failed, 2 skipped"), Some(("runc-v2", (20, 1, 2))));
     }
 
     #[test]
