@@ -18,7 +18,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   test [--skip-vm] [--no-fuzz]    run every test suite (unit, native cgroup v1, cgroup v2 VM)
-  runc [--matrix-only] [--table]  memguard in runc containers and Kubernetes-shaped cgroups
+  runc [--matrix-only] [--table] [--only S]
+                                  memguard in runc containers and Kubernetes-shaped cgroups
                                   (this machine's cgroup version; needs root and runc)
   vm [options] -- <cmd> [args]    run a command inside a throwaway cgroup v2 VM
                                   (`cargo xtask vm --help` for options)

@@ -171,13 +171,16 @@ kill $w; wait $w"#,
 }
 
 /// The wrapper that runs a worker and then prints its exit status and the container cgroup's
-/// `oom_kill` counter (read inside: `runc run` removes the cgroup when the container ends).
+/// `oom_kill` counter (read inside: `runc run` removes the cgroup when the container ends). v1:
+/// runc mounts the container's memory cgroup at `/sys/fs/cgroup/memory`; v2 without a cgroup
+/// namespace: the whole hierarchy at `/sys/fs/cgroup`, so the file is found by path.
 fn worker_script(argv: &[String]) -> Vec<String> {
     let mut v: Vec<String> = vec![
         "sh".into(),
         "-c".into(),
         r#""$@"; echo "MEMGUARD_WORKER_EXIT=$?"
-cat /sys/fs/cgroup/memory/memory.oom_control /sys/fs/cgroup/memory.events 2>/dev/null | sed -n 's/^oom_kill /MEMGUARD_OOM_KILL=/p'"#
+v2=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)/memory.events
+cat /sys/fs/cgroup/memory/memory.oom_control "$v2" 2>/dev/null | sed -n 's/^oom_kill /MEMGUARD_OOM_KILL=/p'"#
             .into(),
         "sh".into(),
     ];
@@ -206,7 +209,8 @@ fn worker_run(
         .ok_or_else(|| format!("{label}: no exit line (runc exit {}): {} {}", out.code, out.stdout, out.stderr))?;
     let kills =
         field("MEMGUARD_OOM_KILL=").and_then(|v| v.parse().ok()).ok_or_else(|| format!("{label}: no oom_kill line"))?;
-    let report = out.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next_back().unwrap_or(Value::Null);
+    let report =
+        out.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next_back().unwrap_or(Value::Null);
     Ok((code, kills, report))
 }
 

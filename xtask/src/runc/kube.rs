@@ -241,7 +241,7 @@ fn one(env: &Env, layout: &Layout) -> Result<Row, String> {
     let mg = env.memguard.display().to_string();
     let script = if java {
         format!(
-            "{mg} status --json; echo MEMGUARD_JDK; java -Xmx32m -XX:-UsePerfData -XshowSettings:system -version 2>&1"
+            "{mg} status --json; echo MEMGUARD_JDK; java -Xmx32m -XX:-UsePerfData -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XshowSettings:system -version 2>&1"
         )
     } else {
         format!("{mg} status --json")

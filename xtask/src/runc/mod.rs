@@ -3,7 +3,7 @@
 //! without a private cgroup namespace, and in Kubernetes-shaped cgroup hierarchies.
 //!
 //! ```text
-//! cargo xtask runc [--matrix-only] [--table]
+//! cargo xtask runc [--matrix-only] [--table] [--only SUBSTRING]
 //! ```
 //!
 //! Needs root, `runc` (`apt-get install runc`; `cargo xtask test` installs it), a writable
@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cgroup::{Kit, Version};
+
+const USAGE: &str = "usage: cargo xtask runc [--matrix-only] [--table] [--only SUBSTRING]";
 
 /// Everything a case needs: where cgroups go, what to run, what to bind-mount.
 pub struct Env {
@@ -144,6 +146,8 @@ pub struct Tally {
     passed: u32,
     failed: u32,
     skipped: u32,
+    /// Run only the cases whose name contains this (`--only`).
+    only: Option<String>,
 }
 
 /// Outcome of one case: `Ok(detail)`, `Err(why)` (failed) or skipped.
@@ -155,7 +159,13 @@ pub enum Verdict {
 impl Tally {
     /// Run one case, catching a panicking assertion as a failure, and print its line.
     pub fn case(&mut self, name: &str, f: impl FnOnce() -> Result<Verdict, String>) {
-        match catch_unwind(AssertUnwindSafe(f)) {
+        if self.only.as_deref().is_some_and(|o| !name.contains(o)) {
+            return;
+        }
+        let start = std::time::Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(f));
+        let name = format!("{name} [{:.1} s]", start.elapsed().as_secs_f64());
+        match result {
             Ok(Ok(Verdict::Pass(detail))) => {
                 self.passed += 1;
                 println!("ok   {name}: {detail}");
@@ -188,12 +198,15 @@ impl Tally {
 pub fn main(args: Vec<String>) -> i32 {
     let mut matrix_only = false;
     let mut table = false;
-    for a in args {
+    let mut only = None;
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--matrix-only" => matrix_only = true,
             "--table" => table = true,
+            "--only" => only = it.next(),
             other => {
-                eprintln!("xtask runc: unknown argument `{other}` (usage: cargo xtask runc [--matrix-only] [--table])");
+                eprintln!("xtask runc: unknown argument `{other}` ({USAGE})");
                 return 2;
             }
         }
@@ -218,7 +231,7 @@ pub fn main(args: Vec<String>) -> i32 {
         env.kit.base.display(),
         env.binds.iter().map(|b| b.display().to_string()).collect::<Vec<_>>().join(", ")
     );
-    let mut tally = Tally::default();
+    let mut tally = Tally { only, ..Tally::default() };
     if !matrix_only {
         for cgroup_ns in [false, true] {
             cases::all(&env, cgroup_ns, &mut tally);
