@@ -306,6 +306,8 @@ fn one(env: &Env, layout: &Layout) -> Result<Row, String> {
         || {
             if s["limit_bytes"].is_null() {
                 "—".to_owned()
+            } else if s["limit_applied"] == "override" {
+                "`MEMGUARD_LIMIT`".to_owned()
             } else if layout.cgroup_ns {
                 "above the ns root".to_owned()
             } else {
