@@ -498,13 +498,16 @@ fn runc_suites(root: &Path, skip_vm: bool) -> Vec<Suite> {
                     "memguard-examples",
                     "--bin",
                     "cache-worker",
+                    "-p",
+                    "memguard-ffi",
+                    "--lib",
                 ])
                 .current_dir(root),
         );
         if built {
             Ok(exe)
         } else {
-            Err("building memguard and cache-worker failed".into())
+            Err("building memguard, cache-worker and the C library failed".into())
         }
     });
     let exe = match ready {

@@ -73,6 +73,9 @@ pub fn all(env: &Env, cgroup_ns: bool, tally: &mut Tally) {
     tally.case(&format!("{v} python cache_worker.py: guarded survives, unguarded killed{ns}"), || {
         python_workers(env, cgroup_ns)
     });
+    tally.case(&format!("{v} c cache_worker (C library): guarded survives, unguarded killed{ns}"), || {
+        c_workers(env, cgroup_ns)
+    });
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {
@@ -233,12 +236,14 @@ fn twins(
             "the guarded {lang} worker must survive: exit {gcode}, oom_kill {gkills}, report {report}"
         ));
     }
-    if report["shed_runs"].as_u64().unwrap_or(0) == 0 {
+    // The Rust and Python workers count shedding runs, the C worker its shedder's calls.
+    let shed = report["shed_runs"].as_u64().or_else(|| report["shed_calls"].as_u64()).unwrap_or(0);
+    if shed == 0 || report["evicted_bytes"].as_u64().is_some_and(|e| e == 0) {
         return Err(format!("the guarded {lang} worker never shed: {report}"));
     }
     Ok(Verdict::Pass(format!(
-        "unguarded exit 137 (oom_kill {kills}); guarded exit 0 (oom_kill 0, shed_runs {}, served {}, rejected {})",
-        report["shed_runs"], report["served"], report["rejected"]
+        "unguarded exit 137 (oom_kill {kills}); guarded exit 0 (oom_kill 0, shed {shed} time(s), served {}, rejected {})",
+        report["served"], report["rejected"]
     )))
 }
 
@@ -266,4 +271,17 @@ fn python_workers(env: &Env, cgroup_ns: bool) -> Result<Verdict, String> {
             .into()
     };
     twins(env, "python", limit, &argv("none"), &argv("shedder"), cgroup_ns)
+}
+
+fn c_workers(env: &Env, cgroup_ns: bool) -> Result<Verdict, String> {
+    let exe = match &env.c_worker {
+        Ok(p) => p.display().to_string(),
+        Err(why) => return Ok(Verdict::Skip(why.clone())),
+    };
+    let limit = 256 * MIB;
+    let rate = if env.in_vm { "128" } else { "256" };
+    let argv = |mode: &str| -> Vec<String> {
+        [exe.as_str(), "--guard", mode, "--total", "768", "--rate", rate].map(str::to_owned).into()
+    };
+    twins(env, "c", limit, &argv("none"), &argv("shedder"), cgroup_ns)
 }

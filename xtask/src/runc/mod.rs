@@ -40,6 +40,8 @@ pub struct Env {
     pub worker: PathBuf,
     /// The Python interpreter and the worker script, or why not.
     pub python: Result<(String, String), String>,
+    /// `examples/c/cache_worker.c` compiled against the C library, or why not.
+    pub c_worker: Result<PathBuf, String>,
     /// Host directories bind-mounted read-only into every container.
     pub binds: Vec<PathBuf>,
     /// Inside the (slow, emulated) VM.
@@ -89,6 +91,7 @@ fn prepare() -> Result<Env, String> {
         binds.push(target.clone());
     }
     let python = python_setup(&root);
+    let c_worker = c_worker(&root, &target);
     if let Ok((_, _)) = &python {
         binds.extend(python_dirs().unwrap_or_default());
     }
@@ -103,7 +106,54 @@ fn prepare() -> Result<Env, String> {
         }
         outer.push(b);
     }
-    Ok(Env { kit, memguard, worker, python, binds: outer, in_vm: std::env::var_os("MEMGUARD_IN_VM").is_some() })
+    Ok(Env {
+        kit,
+        memguard,
+        worker,
+        python,
+        c_worker,
+        binds: outer,
+        in_vm: std::env::var_os("MEMGUARD_IN_VM").is_some(),
+    })
+}
+
+/// The C cache worker (`examples/c/cache_worker.c`) linked against the C library built by
+/// `cargo build -p memguard-ffi` (`target/debug/libmemguard_ffi.so`, found through an rpath),
+/// compiled into `target/runc/` when missing or older than its inputs. Inside the VM (a
+/// read-only host tree) the host's build is used as is.
+fn c_worker(root: &Path, target: &Path) -> Result<PathBuf, String> {
+    let lib_dir = target.join("debug");
+    let lib = lib_dir.join("libmemguard_ffi.so");
+    let src = root.join("examples/c/cache_worker.c");
+    let header = root.join("memguard-ffi/include/memguard.h");
+    let exe = target.join("runc/cache_worker_c");
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if !lib.is_file() {
+        return Err(format!("{} is not built (cargo build -p memguard-ffi --lib)", lib.display()));
+    }
+    let fresh = mtime(&exe).is_some_and(|t| [&lib, &src, &header].iter().all(|p| mtime(p).is_some_and(|m| m <= t)));
+    if fresh || std::env::var_os("MEMGUARD_IN_VM").is_some() {
+        return if exe.is_file() { Ok(exe) } else { Err(format!("{} was not built on the host", exe.display())) };
+    }
+    std::fs::create_dir_all(target.join("runc")).map_err(|e| format!("mkdir target/runc: {e}"))?;
+    let out = Command::new("cc")
+        .args(["-std=c11", "-O1", "-I"])
+        .arg(root.join("memguard-ffi/include"))
+        .arg(&src)
+        .arg("-L")
+        .arg(&lib_dir)
+        .arg("-lmemguard_ffi")
+        .arg("-lpthread")
+        .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .map_err(|e| format!("cc: {e}"))?;
+    if out.status.success() {
+        Ok(exe)
+    } else {
+        Err(format!("compiling {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr).trim()))
+    }
 }
 
 fn python_exe() -> String {
