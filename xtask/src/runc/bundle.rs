@@ -95,17 +95,7 @@ impl Bundle {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| format!("runc: {e}"))?;
-        let (out, err) = (child.stdout.take(), child.stderr.take());
-        fn read<R: std::io::Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<String> {
-            std::thread::spawn(move || {
-                let mut s = String::new();
-                if let Some(mut r) = r {
-                    let _ = std::io::Read::read_to_string(&mut r, &mut s);
-                }
-                s
-            })
-        }
-        let (out, err) = (read(out), read(err));
+        let (out, err) = (read_all(child.stdout.take()), read_all(child.stderr.take()));
         let status = loop {
             if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
                 break st;
@@ -122,6 +112,17 @@ impl Bundle {
         let stderr = err.join().unwrap_or_default();
         Ok(Outcome { code: status.code().unwrap_or(-1), stdout, stderr, secs: start.elapsed().as_secs_f64() })
     }
+}
+
+/// Read a pipe to its end on a thread (stdout and stderr both, so neither can fill and block).
+fn read_all<R: std::io::Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut r) = pipe {
+            let _ = r.read_to_string(&mut s);
+        }
+        s
+    })
 }
 
 impl Drop for Bundle {
