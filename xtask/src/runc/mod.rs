@@ -92,6 +92,12 @@ fn prepare() -> Result<Env, String> {
     }
     let python = python_setup(&root);
     let c_worker = c_worker(&root, &target);
+    // Run the Rust worker once here, so that the page cache of its text is charged to this
+    // process's cgroup: charged to the first container that runs it instead, that text is
+    // evicted by the container's own limit and re-read (over 9p in the VM, slowly) again and
+    // again before the OOM killer acts — a minute instead of seconds. (The Python interpreter
+    // already ran here; the C worker is small.)
+    let _ = Command::new(&worker).args(["--guard", "--total", "2M", "--rate", "1G"]).output();
     if let Ok((_, _)) = &python {
         binds.extend(python_dirs().unwrap_or_default());
     }
