@@ -484,7 +484,13 @@ fn runc_suites(root: &Path, skip_vm: bool) -> Vec<Suite> {
     let mut v2 = Suite { name: "runc cgroup v2 VM", ..Suite::default() };
     banner("runc: memguard in real OCI containers and Kubernetes-shaped cgroups (native, then the cgroup v2 VM)");
     let start = Instant::now();
-    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"));
+    // This very binary runs the cases (natively and in the VM). If it was rebuilt while this
+    // run goes on, /proc/self/exe names the old file "... (deleted)": the new one at the same
+    // path does the same job.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}")).map(|p| {
+        let s = p.to_string_lossy();
+        s.strip_suffix(" (deleted)").map_or(p.clone(), PathBuf::from)
+    });
     let ready = ensure_runc().and_then(|()| exe.clone()).and_then(|exe| {
         let (built, _) = run_merged(
             Command::new("cargo")
