@@ -3,10 +3,13 @@
 //! * `cargo xtask test` — the one test command: unit and fixture tests, the native cgroup v1
 //!   real-kernel suite and the cgroup v2 suite inside a throwaway VM, with counts per suite.
 //! * `cargo xtask fuzz [--minutes N]` — a fuzzing campaign growing the committed corpora.
+//! * `cargo xtask runc` — memguard inside real `runc` containers and Kubernetes-shaped cgroup
+//!   hierarchies on this machine's cgroup version (see `runc/mod.rs`).
 //! * `cargo xtask vm [options] -- <cmd> [args...]` — run one command inside a throwaway
 //!   `qemu-system-x86_64` guest with a pure cgroup v2 hierarchy (see `vm/mod.rs`).
 
 mod fuzz_cmd;
+mod runc;
 mod test_cmd;
 mod vm;
 
@@ -19,6 +22,9 @@ commands:
   test [--skip-vm] [--no-fuzz]    run every test suite (unit, native cgroup v1, cgroup v2 VM)
   fuzz [--minutes N] [--minimize] a fuzzing campaign over every target (default 60 minutes),
                                   growing the committed corpora in memguard/fuzz/corpus/
+  runc [--matrix-only] [--table] [--only S]
+                                  memguard in runc containers and Kubernetes-shaped cgroups
+                                  (this machine's cgroup version; needs root and runc)
   vm [options] -- <cmd> [args]    run a command inside a throwaway cgroup v2 VM
                                   (`cargo xtask vm --help` for options)
 ";
@@ -34,6 +40,7 @@ fn main() -> ExitCode {
         "test" => test_cmd::main(rest),
         "vm" => vm::main(rest),
         "fuzz" => fuzz_cmd::main(rest),
+        "runc" => runc::main(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             0

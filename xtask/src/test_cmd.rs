@@ -12,15 +12,19 @@
 //!    pkg-config, the C cache worker on the real kernel (v1 natively, v2 in one VM boot);
 //! 6. **java** — `memguard-jni/run-tests.sh`: the JNI library and the jar, JUnit 5 under
 //!    `-Xcheck:jni` on OpenJDK 17 and Temurin 25 natively, the jar's `status`, and one VM boot;
-//! 7. **soak** — `memguard-e2e soak --soak-secs 120 --check` natively: two minutes oscillating
+//! 7. **runc** — `cargo xtask runc` (`runc/`): memguard, the Rust and Python cache workers
+//!    and Kubernetes-shaped cgroup hierarchies in real OCI containers started by `runc` (installed
+//!    with apt-get when missing), natively on cgroup v1 and in one VM boot on cgroup v2, with and
+//!    without a private cgroup namespace;
+//! 8. **soak** — `memguard-e2e soak --soak-secs 120 --check` natively: two minutes oscillating
 //!    between Normal and Critical with callbacks, a shedder and reservations from three threads;
 //!    footprint, budget and event counts must stay flat and exact (the hour-long run is the same
 //!    command with `--soak-secs 3600`);
-//! 8. **model check & miri** — the budget's model-checking tests under Shuttle
+//! 9. **model check & miri** — the budget's model-checking tests under Shuttle
 //!    (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`), then the pure parts (parsers, levels,
 //!    the growth estimator, the budget) under Miri (nightly; the component is added when missing);
-//! 9. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
-//! 10. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
+//! 10. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
+//! 11. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
 //!
 //! In CI (`CI=true`) a suite that cannot run is a failure; locally it is reported as skipped
 //! with the reason.
@@ -99,6 +103,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(python_suite(&root, skip_vm));
     suites.push(c_suite(&root, skip_vm));
     suites.push(java_suite(&root, skip_vm));
+    suites.extend(runc_suites(&root, skip_vm));
     suites.push(soak_suite(&root));
     suites.push(checked_concurrency_suite(&root));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
@@ -720,6 +725,152 @@ fn ensure_miri() -> Result<(), String> {
     } else {
         Err("Miri is not available for the nightly toolchain (rustup component add miri failed)".into())
     }
+}
+
+// --------------------------------------------------------------------- runc ----
+
+/// `runc` on PATH, installed with apt-get when missing (as root).
+fn ensure_runc() -> Result<(), String> {
+    let ok = || Command::new("runc").arg("--version").output().is_ok_and(|o| o.status.success());
+    if ok() {
+        return Ok(());
+    }
+    banner("installing runc (apt-get install -y runc)");
+    let (installed, _) =
+        run_merged(Command::new("apt-get").args(["install", "-y", "runc"]).env("DEBIAN_FRONTEND", "noninteractive"));
+    if installed && ok() {
+        Ok(())
+    } else {
+        Err("runc is missing and `apt-get install -y runc` did not provide it".into())
+    }
+}
+
+/// Counts from the closing `runc-v1: …` / `runc-v2: …` (or `runc: …`) line of `cargo xtask runc`.
+fn runc_counts(suite: &mut Suite, lines: &[String]) -> bool {
+    let mut found = false;
+    for line in lines {
+        if let Some((label, (p, f, s))) = parse_plain_counts(line) {
+            if label.starts_with("runc") {
+                found = true;
+                suite.passed += p;
+                suite.failed += f;
+                suite.skipped += s;
+            }
+        }
+    }
+    found
+}
+
+/// The runc suites: `cargo xtask runc` natively (cgroup v1 here) and inside one VM boot (v2).
+fn runc_suites(root: &Path, skip_vm: bool) -> Vec<Suite> {
+    let mut native = Suite { name: "runc native", ..Suite::default() };
+    let mut v2 = Suite { name: "runc cgroup v2 VM", ..Suite::default() };
+    banner("runc: memguard in real OCI containers and Kubernetes-shaped cgroups (native, then the cgroup v2 VM)");
+    let start = Instant::now();
+    // This very binary runs the cases (natively and in the VM). If it was rebuilt while this
+    // run goes on, /proc/self/exe names the old file "... (deleted)": the new one at the same
+    // path does the same job.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}")).map(|p| {
+        let s = p.to_string_lossy();
+        s.strip_suffix(" (deleted)").map_or(p.clone(), PathBuf::from)
+    });
+    let ready = ensure_runc().and_then(|()| exe.clone()).and_then(|exe| {
+        let (built, _) = run_merged(
+            Command::new("cargo")
+                .args([
+                    "build",
+                    "-p",
+                    "memguard",
+                    "--bin",
+                    "memguard",
+                    "-p",
+                    "memguard-examples",
+                    "--bin",
+                    "cache-worker",
+                    "-p",
+                    "memguard-ffi",
+                    "--lib",
+                ])
+                .current_dir(root),
+        );
+        if built {
+            Ok(exe)
+        } else {
+            Err("building memguard, cache-worker and the C library failed".into())
+        }
+    });
+    let exe = match ready {
+        Ok(exe) => exe,
+        Err(why) => {
+            for s in [&mut native, &mut v2] {
+                s.unavailable = true;
+                s.remark = Some(why.clone());
+            }
+            return vec![native, v2];
+        }
+    };
+    let mut cmd = Command::new(&exe);
+    cmd.arg("runc").current_dir(root);
+    if let Some(py) = real_python() {
+        cmd.env("MEMGUARD_TEST_PYTHON", py);
+    }
+    let (ok, lines) = run_merged(&mut cmd);
+    native.secs = start.elapsed().as_secs_f64();
+    if !runc_counts(&mut native, &lines) || (!ok && native.failed == 0) {
+        native.failed += 1;
+        native.remark = Some("cargo xtask runc failed without its closing line (see above)".into());
+    } else if lines.iter().any(|l| l.starts_with("SKIP runc suite:")) {
+        native.unavailable = true;
+        native.remark = lines.iter().find_map(|l| l.strip_prefix("SKIP runc suite: ")).map(str::to_owned);
+    } else {
+        native.remark = Some(match leaked_v1_cgroups() {
+            Ok(leaked) if leaked.is_empty() => "no test cgroup left behind".into(),
+            Ok(leaked) => {
+                native.failed += 1;
+                format!("test cgroups left behind: {}", leaked.join(", "))
+            }
+            Err(e) => format!("leak check failed: {e}"),
+        });
+    }
+    if skip_vm {
+        v2.unavailable = true;
+        v2.remark = Some("--skip-vm given".into());
+        return vec![native, v2];
+    }
+    let start = Instant::now();
+    let script = r#""$@" > "$MEMGUARD_VM_OUT/runc.log" 2>&1; rc=$?; cat "$MEMGUARD_VM_OUT/runc.log"
+leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
+if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
+exit $rc"#;
+    let command =
+        vec!["sh".into(), "-c".into(), script.into(), "sh".into(), exe.to_string_lossy().into_owned(), "runc".into()];
+    let mut opts = vm::VmOptions::new(command);
+    opts.cwd = root.to_path_buf();
+    if let Some(py) = real_python() {
+        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
+    }
+    opts.timeout = Duration::from_secs(900);
+    let outcome = vm::run(&opts);
+    v2.secs = start.elapsed().as_secs_f64();
+    match outcome {
+        Err(e) => {
+            v2.failed = 1;
+            v2.unavailable = true;
+            v2.remark = Some(format!("VM harness failed: {e}"));
+        }
+        Ok(out) => {
+            let log = std::fs::read_to_string(out.out_dir.join("runc.log")).unwrap_or_default();
+            let lines: Vec<String> = log.lines().map(str::to_owned).collect();
+            if !runc_counts(&mut v2, &lines) || (out.exit_code != 0 && v2.failed == 0) {
+                v2.failed += 1;
+            }
+            v2.remark = Some(format!(
+                "one boot: {:.1} s to the command, {:.1} s in all; exit {}",
+                out.boot_secs, out.total_secs, out.exit_code
+            ));
+        }
+    }
+    vec![native, v2]
 }
 
 // --------------------------------------------------------------------- fuzz ----
