@@ -16,6 +16,11 @@
 #
 # Environment: JDK17 / JDK25 (java executables), CI=true makes a missing JDK or cgroup an error.
 set -u
+# `cargo run` (hence `cargo xtask test`) puts target/<profile> on LD_LIBRARY_PATH, where
+# libmemguard_jni.so lives: System.loadLibrary would then find it before the jar's copy is
+# tried, and the loader tests (and the jar checks) would test the wrong path. The suite runs as
+# a user's JVM would: without it.
+unset LD_LIBRARY_PATH
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
