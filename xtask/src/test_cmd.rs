@@ -564,6 +564,12 @@ fn java_suite(root: &Path, skip_vm: bool) -> Suite {
     }
     let (ok, lines) = run_merged(&mut cmd);
     suite.secs = start.elapsed().as_secs_f64();
+    // Surefire's `[ERROR]   Class.method:line message` summary lines and the jar checks' `FAILED:`.
+    suite.failures = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("[ERROR]   ").or_else(|| l.trim().strip_prefix("FAILED: ")))
+        .map(|l| l.trim().to_owned())
+        .collect();
     let mut runs = 0;
     for line in &lines {
         let counts = parse_surefire_summary(line).or_else(|| parse_plain_counts(line).map(|(_, c)| c));
