@@ -1,6 +1,6 @@
 //! The runtime cases: in a container whose memory limit runc set, memguard finds that limit,
-//! its events arrive, a sibling's OOM kill is reported, and the guarded Rust and Python
-//! workers survive where their unguarded twins are OOM-killed.
+//! its events arrive, a sibling's OOM kill is reported, and the guarded Rust, Python, C and
+//! Java workers survive where their unguarded twins are OOM-killed.
 
 use std::time::Duration;
 
@@ -75,6 +75,9 @@ pub fn all(env: &Env, cgroup_ns: bool, tally: &mut Tally) {
     });
     tally.case(&format!("{v} c cache_worker (C library): guarded survives, unguarded killed{ns}"), || {
         c_workers(env, cgroup_ns)
+    });
+    tally.case(&format!("{v} java direct-buffer cache service (jar): guarded survives, unguarded killed{ns}"), || {
+        java_workers(env, cgroup_ns)
     });
 }
 
@@ -199,11 +202,28 @@ fn worker_run(
     argv: &[String],
     cgroup_ns: bool,
 ) -> Result<(i32, u64, Value), String> {
+    let (code, kills, stdout) = worker_output(env, label, limit, argv, &[], cgroup_ns)?;
+    let report =
+        stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next_back().unwrap_or(Value::Null);
+    Ok((code, kills, report))
+}
+
+/// One worker run in its own container with `vars` in its environment: (exit status,
+/// oom_kill counter, its standard output).
+fn worker_output(
+    env: &Env,
+    label: &str,
+    limit: u64,
+    argv: &[String],
+    vars: &[(&str, &str)],
+    cgroup_ns: bool,
+) -> Result<(i32, u64, String), String> {
     let top = env.kit.cgroup(label);
     let c = Container::new(env, &top, &top, "ctr", |s| {
         s.args = worker_script(argv);
         s.memory_limit = Some(limit);
         s.cgroup_ns = cgroup_ns;
+        s.env.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     });
     let out = c.run(if env.in_vm { 300 } else { 90 });
     let field = |k: &str| out.stdout.lines().find_map(|l| l.strip_prefix(k)).map(str::trim).map(str::to_owned);
@@ -212,9 +232,7 @@ fn worker_run(
         .ok_or_else(|| format!("{label}: no exit line (runc exit {}): {} {}", out.code, out.stdout, out.stderr))?;
     let kills =
         field("MEMGUARD_OOM_KILL=").and_then(|v| v.parse().ok()).ok_or_else(|| format!("{label}: no oom_kill line"))?;
-    let report =
-        out.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next_back().unwrap_or(Value::Null);
-    Ok((code, kills, report))
+    Ok((code, kills, out.stdout))
 }
 
 /// The unguarded twin must be OOM-killed, the guarded worker must finish with no OOM kill.
@@ -284,4 +302,36 @@ fn c_workers(env: &Env, cgroup_ns: bool) -> Result<Verdict, String> {
         [exe.as_str(), "--guard", mode, "--total", "768", "--rate", rate].map(str::to_owned).into()
     };
     twins(env, "c", limit, &argv("none"), &argv("shedder"), cgroup_ns)
+}
+
+/// The Java package's direct-`ByteBuffer` cache service (`DirectCacheService`, the JUnit kernel
+/// test's worker: 4 MiB per request, off the heap) with the jar on the class path: unguarded it
+/// is OOM-killed; with memguard (a shedder and the budget) it serves or refuses every request.
+fn java_workers(env: &Env, cgroup_ns: bool) -> Result<Verdict, String> {
+    let prefix = match &env.java {
+        Ok(p) => p.clone(),
+        Err(why) => return Ok(Verdict::Skip(why.clone())),
+    };
+    let limit = 256 * MIB;
+    let argv = |mode: &str| -> Vec<String> {
+        let mut v = prefix.clone();
+        v.extend([mode.to_owned(), "192".to_owned()]);
+        v
+    };
+    let vars = [("MEMGUARD_SHED_INTERVAL", "50ms")];
+    let (code, kills, _) = worker_output(env, "runc-java-unguarded", limit, &argv("unguarded"), &vars, cgroup_ns)?;
+    if code != 137 || kills == 0 {
+        return Err(format!("the unguarded java service must be OOM-killed: exit {code}, oom_kill {kills}"));
+    }
+    let (gcode, gkills, out) = worker_output(env, "runc-java-guarded", limit, &argv("memguard"), &vars, cgroup_ns)?;
+    let survived = out.lines().find(|l| l.starts_with("SURVIVED")).unwrap_or("").to_owned();
+    if gcode != 0 || gkills != 0 || survived.is_empty() {
+        return Err(format!("the guarded java service must survive: exit {gcode}, oom_kill {gkills}: {out}"));
+    }
+    let evicted: u64 =
+        survived.split_whitespace().find_map(|w| w.strip_prefix("evicted=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    if evicted == 0 {
+        return Err(format!("the guarded java service never shed: {survived}"));
+    }
+    Ok(Verdict::Pass(format!("unguarded exit 137 (oom_kill {kills}); guarded exit 0 (oom_kill 0): {survived}")))
 }

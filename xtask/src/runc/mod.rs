@@ -42,6 +42,9 @@ pub struct Env {
     pub python: Result<(String, String), String>,
     /// `examples/c/cache_worker.c` compiled against the C library, or why not.
     pub c_worker: Result<PathBuf, String>,
+    /// The JVM command line of the Java package's direct-buffer cache service (up to its
+    /// arguments), or why not.
+    pub java: Result<Vec<String>, String>,
     /// Host directories bind-mounted read-only into every container.
     pub binds: Vec<PathBuf>,
     /// Inside the (slow, emulated) VM.
@@ -92,6 +95,7 @@ fn prepare() -> Result<Env, String> {
     }
     let python = python_setup(&root);
     let c_worker = c_worker(&root, &target);
+    let java = java_setup(&root, &target);
     // Run the Rust worker once here, so that the page cache of its text is charged to this
     // process's cgroup: charged to the first container that runs it instead, that text is
     // evicted by the container's own limit and re-read (over 9p in the VM, slowly) again and
@@ -118,9 +122,40 @@ fn prepare() -> Result<Env, String> {
         worker,
         python,
         c_worker,
+        java,
         binds: outer,
         in_vm: std::env::var_os("MEMGUARD_IN_VM").is_some(),
     })
+}
+
+/// The JVM command line for the Java package's `DirectCacheService` (OpenJDK 17, or `JDK17`):
+/// the jar and the test classes `memguard-jni/run-tests.sh` built (the Java suite runs before
+/// this one), the JNI library named by `memguard.native.path` (the containers' root is
+/// read-only: nothing to extract to), no perf-data file.
+fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
+    let java = std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into());
+    let jar = root.join("memguard-jni/target/memguard.jar");
+    let classes = root.join("memguard-jni/target/test-classes");
+    let lib = target.join("release/libmemguard_jni.so");
+    for need in [Path::new(&java), &jar, &classes.join("io/memguard/DirectCacheService.class"), &lib] {
+        if !need.exists() {
+            return Err(format!(
+                "{} is missing (memguard-jni/run-tests.sh builds the jar, its test classes and the library)",
+                need.display()
+            ));
+        }
+    }
+    Ok(vec![
+        java,
+        "-XX:-UsePerfData".into(),
+        "-Xmx64m".into(),
+        "-XX:MaxDirectMemorySize=1g".into(),
+        "--enable-native-access=ALL-UNNAMED".into(),
+        format!("-Dmemguard.native.path={}", lib.display()),
+        "-cp".into(),
+        format!("{}:{}", jar.display(), classes.display()),
+        "io.memguard.DirectCacheService".into(),
+    ])
 }
 
 /// The C cache worker (`examples/c/cache_worker.c`) linked against the C library built by
