@@ -7,11 +7,9 @@
 //! Records produced while another thread is delivering one are dropped too (never waited for).
 
 use std::ffi::{c_char, c_void, CString};
-use std::fmt::Write as _;
 use std::sync::{Mutex, PoisonError, TryLockError};
 use std::time::Instant;
 
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber};
@@ -120,30 +118,6 @@ pub extern "C" fn memguard_set_log_callback(
     })
 }
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
-        }
-    }
-}
-
 fn c(text: String) -> CString {
     CString::new(text.replace('\0', "\\0")).unwrap_or_default()
 }
@@ -192,8 +166,6 @@ impl Subscriber for CSubscriber {
             return;
         }
         sink.tokens -= 1;
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let target = c(meta.target().to_owned());
         if sink.dropped > 0 {
             let note = c(format!("{} log records dropped (more than {RATE} a second)", sink.dropped));
@@ -202,7 +174,7 @@ impl Subscriber for CSubscriber {
             // the call.
             unsafe { (sink.cb)(sink.user_data, memguard_log_level::MEMGUARD_LOG_WARN, target.as_ptr(), note.as_ptr()) };
         }
-        let message = c(fields.message + &fields.rest);
+        let message = c(memguard::render::log_text(event));
         // SAFETY: as above.
         unsafe { (sink.cb)(sink.user_data, level, target.as_ptr(), message.as_ptr()) };
     }

@@ -11,14 +11,12 @@
 //! Logger names follow the Rust module path (`memguard.watch.reactor`, `memguard.budget`, ...),
 //! all children of the `memguard` logger. Messages the core rate-limits arrive rate-limited.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError, TryLockError};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use pyo3::prelude::*;
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -88,30 +86,6 @@ fn python_level(level: &Level) -> u8 {
     }
 }
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
-        }
-    }
-}
-
 struct PyLogSubscriber;
 
 impl Subscriber for PyLogSubscriber {
@@ -144,12 +118,10 @@ impl Subscriber for PyLogSubscriber {
             return;
         }
         let meta = event.metadata();
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let record = Record {
             level: python_level(meta.level()),
             logger: meta.target().replace("::", "."),
-            message: fields.message + &fields.rest,
+            message: memguard::render::log_text(event),
             thread: std::thread::current().name().unwrap_or("?").to_owned(),
         };
         forward(record);

@@ -340,6 +340,39 @@ pub fn watch_header_json(s: &Snapshot, sources: &[SourceStatus]) -> String {
     )
 }
 
+/// One of memguard's log records (a `tracing` event) as one line of text: the message, then
+/// its other fields as ` key=value`. The bindings forward memguard's logs to their language's
+/// logging (Python `logging`, `System.Logger`, the C log callback) with this text.
+pub fn log_text(event: &tracing::Event<'_>) -> String {
+    let mut fields = LogFields::default();
+    event.record(&mut fields);
+    fields.message + &fields.rest
+}
+
+#[derive(Default)]
+struct LogFields {
+    message: String,
+    rest: String,
+}
+
+impl tracing::field::Visit for LogFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.rest, " {}={}", field.name(), value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.rest, " {}={:?}", field.name(), value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,6 @@
 //! bridges see it. Messages the core already rate-limits (refusals, panics) arrive
 //! rate-limited; on top of that at most [`RATE`] records a second are forwarded.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -17,7 +16,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use jni::objects::JClass;
 use jni::sys::{jint, jlong, jlongArray, jobjectArray};
 use jni::JNIEnv;
-use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
 use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
@@ -90,30 +88,6 @@ fn admit() -> bool {
     IN_WINDOW.fetch_add(1, Ordering::Relaxed) < RATE
 }
 
-#[derive(Default)]
-struct Fields {
-    message: String,
-    rest: String,
-}
-
-impl Visit for Fields {
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message.push_str(value);
-        } else {
-            let _ = write!(self.rest, " {}={}", field.name(), value);
-        }
-    }
-
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            let _ = write!(self.message, "{value:?}");
-        } else {
-            let _ = write!(self.rest, " {}={:?}", field.name(), value);
-        }
-    }
-}
-
 struct JavaLogSubscriber;
 
 impl Subscriber for JavaLogSubscriber {
@@ -144,12 +118,10 @@ impl Subscriber for JavaLogSubscriber {
             return;
         }
         let meta = event.metadata();
-        let mut fields = Fields::default();
-        event.record(&mut fields);
         let record = Record {
             level: java_level(meta.level()),
             target: meta.target().replace("::", "."),
-            message: fields.message + &fields.rest,
+            message: memguard::render::log_text(event),
             thread: std::thread::current().name().unwrap_or("?").to_owned(),
         };
         if queue().0.try_send(record).is_err() {
