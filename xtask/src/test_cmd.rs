@@ -346,14 +346,7 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
             }
         }
     }
-    let mut opts = vm::VmOptions::new(command);
-    opts.cwd = root.join("memguard");
-    // pyenv's `python3` shim costs seconds per call under TCG; hand the tests the interpreter itself.
-    if let Some(py) = real_python() {
-        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
-    }
-    opts.timeout = Duration::from_secs(900);
-    let outcome = vm::run(&opts);
+    let outcome = vm::run(&test_vm_options(command, root.join("memguard")));
     suite.secs = start.elapsed().as_secs_f64();
     match outcome {
         Err(e) => {
@@ -393,6 +386,19 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
         }
     }
     suite
+}
+
+/// The VM a test suite runs `command` in: working directory `cwd`, a 900 s timeout, and the real
+/// Python interpreter in `MEMGUARD_TEST_PYTHON` (pyenv's `python3` shim costs seconds per call
+/// under TCG).
+fn test_vm_options(command: Vec<String>, cwd: PathBuf) -> vm::VmOptions {
+    let mut opts = vm::VmOptions::new(command);
+    opts.cwd = cwd;
+    if let Some(py) = real_python() {
+        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
+    }
+    opts.timeout = Duration::from_secs(900);
+    opts
 }
 
 /// The real Python interpreter behind `python3` (resolving pyenv-style shims).
@@ -850,13 +856,7 @@ if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && 
 exit $rc"#;
     let command =
         vec!["sh".into(), "-c".into(), script.into(), "sh".into(), exe.to_string_lossy().into_owned(), "runc".into()];
-    let mut opts = vm::VmOptions::new(command);
-    opts.cwd = root.to_path_buf();
-    if let Some(py) = real_python() {
-        opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
-    }
-    opts.timeout = Duration::from_secs(900);
-    let outcome = vm::run(&opts);
+    let outcome = vm::run(&test_vm_options(command, root.to_path_buf()));
     v2.secs = start.elapsed().as_secs_f64();
     match outcome {
         Err(e) => {
