@@ -457,12 +457,22 @@ fn python_suite(root: &Path, skip_vm: bool) -> Suite {
         }
     }
     if !ok && suite.failed == 0 {
-        suite.failed = 1;
-        suite.remark = Some("run-tests.sh failed (see above)".into());
+        script_failed(&mut suite, &lines);
     } else {
         suite.remark = Some(format!("{runs} pytest run(s){}", if skip_vm { "; VM part skipped" } else { "" }));
     }
     suite
+}
+
+/// A `run-tests.sh` that exited non-zero without a failed test to name (a build, a VM boot, a
+/// tool that failed): count it as one failure and carry the script's last lines into the
+/// summary, which is all a CI log's tail may show.
+fn script_failed(suite: &mut Suite, lines: &[String]) {
+    const TAIL: usize = 25;
+    suite.failed = 1;
+    suite.remark = Some("run-tests.sh failed without a failed test (its last lines under failures:)".into());
+    let tail = &lines[lines.len().saturating_sub(TAIL)..];
+    suite.failures.push(format!("run-tests.sh exited non-zero; its last {} lines:\n{}", tail.len(), tail.join("\n")));
 }
 
 /// Parse pytest's closing line (`==== 47 passed, 2 deselected in 14.66s ====`) into
@@ -520,8 +530,7 @@ fn c_suite(root: &Path, skip_vm: bool) -> Suite {
         }
     }
     if !ok && suite.failed == 0 {
-        suite.failed = 1;
-        suite.remark = Some("run-tests.sh failed (see above)".into());
+        script_failed(&mut suite, &lines);
     } else {
         steps.dedup();
         suite.remark = Some(format!("{}{}", steps.join(", "), if skip_vm { "; VM part skipped" } else { "" }));
@@ -587,8 +596,7 @@ fn java_suite(root: &Path, skip_vm: bool) -> Suite {
         }
     }
     if !ok && suite.failed == 0 {
-        suite.failed = 1;
-        suite.remark = Some("run-tests.sh failed (see above)".into());
+        script_failed(&mut suite, &lines);
     } else {
         suite.remark =
             Some(format!("{runs} Surefire/jar run(s), JDK 17 + 25{}", if skip_vm { "; VM part skipped" } else { "" }));
