@@ -3,7 +3,7 @@
 //! | Rust | `memguard_result` |
 //! |---|---|
 //! | `Error::InvalidConfig` | `MEMGUARD_ERR_INVALID_CONFIG` |
-//! | `Error::Io` | `MEMGUARD_ERR_IO` |
+//! | `Error::Io`, `Error::ThreadSpawn` | `MEMGUARD_ERR_IO` |
 //! | `Error::Malformed` | `MEMGUARD_ERR_MALFORMED` |
 //! | `Error::ProcUnavailable` | `MEMGUARD_ERR_PROC_UNAVAILABLE` |
 //! | any other `Error` (the enum is `#[non_exhaustive]`) | `MEMGUARD_ERR_INTERNAL` |
@@ -132,7 +132,7 @@ impl From<memguard::Error> for Failure {
     fn from(e: memguard::Error) -> Self {
         let code = match &e {
             memguard::Error::InvalidConfig { .. } => MEMGUARD_ERR_INVALID_CONFIG,
-            memguard::Error::Io { .. } => MEMGUARD_ERR_IO,
+            memguard::Error::Io { .. } | memguard::Error::ThreadSpawn { .. } => MEMGUARD_ERR_IO,
             memguard::Error::Malformed { .. } => MEMGUARD_ERR_MALFORMED,
             memguard::Error::ProcUnavailable { .. } => MEMGUARD_ERR_PROC_UNAVAILABLE,
             _ => MEMGUARD_ERR_INTERNAL,

@@ -6,7 +6,7 @@
 //!
 //! | Rust | Python |
 //! |---|---|
-//! | `Error::Io` | `MemguardOSError(MemguardError, OSError)`: `errno`, `strerror`, `filename` |
+//! | `Error::Io`, `Error::ThreadSpawn` | `MemguardOSError(MemguardError, OSError)`: `errno`, `strerror`, `filename` (none for a thread) |
 //! | `Error::ProcUnavailable` | `ProcUnavailableError(MemguardOSError)` |
 //! | `Error::InvalidConfig` | `ConfigError(MemguardError, ValueError)`: `setting`, `env_var`, `value` |
 //! | `Error::Malformed` | `MalformedFileError(MemguardError, ValueError)`: `filename` |
@@ -66,6 +66,7 @@ pub(crate) fn core(py: Python<'_>, e: memguard::Error) -> PyErr {
     match e {
         memguard::Error::Io { path, source } => os_error(py, false, &message, &path, &source),
         memguard::Error::ProcUnavailable { path, source } => os_error(py, true, &message, &path, &source),
+        memguard::Error::ThreadSpawn { source, .. } => os_error(py, false, &message, std::path::Path::new(""), &source),
         memguard::Error::InvalidConfig { setting, env_var, value, .. } => {
             let cls = class(py, &CONFIG_ERROR, "ConfigError", |py| py.get_type::<PyValueError>());
             let err = make(py, &cls, (message,), None, &[]);

@@ -47,6 +47,17 @@ pub enum Error {
         /// What is wrong with it (the accepted range or format).
         reason: String,
     },
+    /// The operating system refused one of memguard's threads when a guard started (`EAGAIN`:
+    /// the cgroup's `pids.max`, `RLIMIT_NPROC`, or memory). The guard did not start; the threads
+    /// it had already started are stopped and joined, and no descriptor is left open.
+    #[error("cannot start memguard's thread {thread}: {source} (a pids.max or RLIMIT_NPROC limit, or memory, refuses new threads)")]
+    ThreadSpawn {
+        /// The thread's name (`memguard-dispatch`, `memguard-shed`, `memguard-reactor`).
+        thread: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
     /// `/proc` (or the configured root's `proc`) cannot be read at all.
     #[error("/proc is not readable at {}: {source}", path.display())]
     ProcUnavailable {

@@ -69,6 +69,8 @@
 //! | `memguard_callback_events_dropped_total` | counter | | events not delivered to callbacks because a callback blocked and the queue was full |
 //! | `memguard_watcher_panics_total` | counter | | internal errors caught on memguard's threads (recovered) |
 //! | `memguard_watcher_failed` | gauge | | 1 once the watcher gave up after repeated internal errors: nothing is watched any more |
+//! | `memguard_sample_errors_total` | counter | | samples that could not read the cgroup's files although the cgroup exists (retried; the sampler is reported not armed meanwhile) |
+//! | `memguard_source_armed` | gauge | `source` | 1 when the event source is armed, 0 when not (`memguard status` says why) |
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 

@@ -838,3 +838,60 @@ fn status_is_judged_with_the_configuration() {
     let cfg = Builder::new().eviction_threshold(HOST_KB * 1024 / 2 - (1 << 20)).config().expect("config");
     assert_eq!(t.status_with(&cfg).level, memguard::Level::Critical, "half the host used, eviction at half");
 }
+
+// ------------------------------------------------------------ runtime faults ----
+// A running guard on a fixture tree whose files start failing: what the kernel cannot be made
+// to do on demand (a cgroup file that stops parsing while its directory exists).
+
+fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+fn sampler(g: &memguard::MemGuard) -> memguard::watch::SourceStatus {
+    g.sources().into_iter().find(|s| s.name == "sampler").expect("sampler listed")
+}
+
+/// A cgroup file that starts failing to parse under a running guard: the sampler's line says
+/// not armed and why, `memguard_sample_errors_total` counts the failures, the failing file is
+/// retried at the sampler's longest interval (no busy loop), the guard keeps its last level, and
+/// everything recovers when the file reads again.
+#[test]
+fn cgroup_file_that_starts_failing_is_reported_and_recovers() {
+    let t = v2_tree("/app");
+    t.v2_dir("/sys/fs/cgroup/app", &GIB.to_string());
+    let max_interval = std::time::Duration::from_millis(20);
+    let g = Builder::new()
+        .root(t.root())
+        .psi(false)
+        .sample_interval(std::time::Duration::from_millis(1), max_interval)
+        .start()
+        .expect("start");
+    assert!(sampler(&g).armed, "{:?}", sampler(&g));
+    t.cgroup_file("/sys/fs/cgroup/app", "memory.current", "garbage\n");
+    wait_until("the sampler to report the failure", || !sampler(&g).armed);
+    let detail = sampler(&g).detail.unwrap_or_default();
+    assert!(detail.contains("reading failed") && detail.contains("memory.current"), "{detail}");
+    let errors = |g: &memguard::MemGuard| -> u64 {
+        let text = g.prometheus();
+        let line = text.lines().find(|l| l.starts_with("memguard_sample_errors_total ")).unwrap_or("");
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no counter in {text}"))
+    };
+    assert!(g.prometheus().contains("memguard_source_armed{source=\"sampler\"} 0"), "{}", g.prometheus());
+    // Retried at the longest interval, not in a loop: over 0.5 s at most ~25 failures (+ slack).
+    let before = errors(&g);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let during = errors(&g) - before;
+    assert!((5..=40).contains(&during), "{during} failed samples in 0.5 s at a {max_interval:?} retry interval");
+    assert_eq!(g.snapshot().failed, None);
+    assert_eq!(g.snapshot().watcher_panics, 0);
+    t.cgroup_file("/sys/fs/cgroup/app", "memory.current", &(300 * MIB).to_string());
+    wait_until("the sampler to recover", || sampler(&g).armed);
+    let samples = g.snapshot().samples;
+    wait_until("samples to resume", || g.snapshot().samples > samples + 3);
+    assert!(g.prometheus().contains("memguard_source_armed{source=\"sampler\"} 1"), "{}", g.prometheus());
+    g.close();
+}

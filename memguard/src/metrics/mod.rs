@@ -46,6 +46,12 @@ pub struct MetricsInput {
     pub watcher_panics: Option<u64>,
     /// Whether the watcher gave up (a running guard only).
     pub watcher_failed: Option<bool>,
+    /// Samples that failed to read the cgroup's files while the cgroup still existed (a
+    /// running guard only).
+    pub sample_errors: Option<u64>,
+    /// Each event source by name and whether it is armed now (a running guard only; the
+    /// reasons are in `sources()` / `memguard status`).
+    pub sources_armed: Vec<(String, bool)>,
     /// The `version` label of `memguard_cgroup_info`: `"v1"`, `"v2"` or `"none"`
     /// ([`CgroupVersion::as_str`](crate::CgroupVersion::as_str)); empty leaves the family out.
     pub cgroup: String,
@@ -68,6 +74,8 @@ impl Default for MetricsInput {
             psi_some_avg10: None,
             psi_full_avg10: None,
             callback_events_dropped: None,
+            sample_errors: None,
+            sources_armed: Vec::new(),
             watcher_panics: None,
             watcher_failed: None,
             cgroup: String::new(),
@@ -363,6 +371,24 @@ pub fn render_prometheus(input: &MetricsInput) -> String {
             vec![sample(Value::Int(n))],
         );
     }
+    if let Some(n) = input.sample_errors {
+        out.family(
+            "memguard_sample_errors_total",
+            Kind::Counter,
+            "Samples that could not read the cgroup's files although the cgroup exists (retried; the sampler reports not armed meanwhile).",
+            vec![sample(Value::Int(n))],
+        );
+    }
+    out.family(
+        "memguard_source_armed",
+        Kind::Gauge,
+        "1 when the event source is armed, 0 when it is not (memguard status says why).",
+        input
+            .sources_armed
+            .iter()
+            .map(|(name, armed)| labelled(vec![("source", name.as_str())], Value::Int(u64::from(*armed))))
+            .collect(),
+    );
     out.gauge_opt(
         "memguard_watcher_failed",
         "1 once memguard's watcher gave up after repeated internal errors: memory is no longer watched.",

@@ -169,6 +169,8 @@ fn full_input() -> MetricsInput {
         callback_events_dropped: Some(3),
         watcher_panics: Some(1),
         watcher_failed: Some(false),
+        sample_errors: Some(2),
+        sources_armed: vec![("sampler".into(), true), ("psi-cgroup-some".into(), false)],
         cgroup: "v2".into(),
     }
 }
@@ -201,6 +203,9 @@ fn full_output_parses_and_has_the_documented_values() {
     assert_eq!(get("memguard_psi_some_avg10", &[]), 0.125);
     assert_eq!(get("memguard_psi_full_avg10", &[]), 0.0);
     assert_eq!(get("memguard_cgroup_info", &[("version", "v2")]), 1.0);
+    assert_eq!(get("memguard_sample_errors_total", &[]), 2.0);
+    assert_eq!(get("memguard_source_armed", &[("source", "sampler")]), 1.0);
+    assert_eq!(get("memguard_source_armed", &[("source", "psi-cgroup-some")]), 0.0);
     assert_eq!(get("memguard_build_info", &[("version", crate::VERSION)]), 1.0);
     assert!(text.contains(r#"budget="image \"thumbs\"\\cache\nv2""#), "raw escaping:\n{text}");
 }
@@ -219,6 +224,8 @@ fn unknown_values_are_omitted_and_output_still_valid() {
         "memguard_reservations_total",
         "memguard_shed_runs_total",
         "memguard_cgroup_info",
+        "memguard_sample_errors_total",
+        "memguard_source_armed",
     ] {
         assert!(!text.contains(absent), "{absent} present:\n{text}");
     }

@@ -48,6 +48,8 @@ pub(crate) struct Shared {
     pub(crate) pull_dropped: AtomicU64,
     pub(crate) callback_dropped: AtomicU64,
     pub(crate) watcher_panics: AtomicU64,
+    /// Samples that failed while the cgroup existed (see `Reactor::sample`).
+    pub(crate) sample_errors: AtomicU64,
     pub(crate) failed: OnceLock<String>,
     threads: Mutex<Vec<(ThreadId, JoinHandle<()>)>>,
     pub(crate) reactor_tid: AtomicI32,
@@ -250,6 +252,7 @@ impl MemGuard {
             pull_dropped: AtomicU64::new(0),
             callback_dropped: AtomicU64::new(0),
             watcher_panics: AtomicU64::new(0),
+            sample_errors: AtomicU64::new(0),
             failed: OnceLock::new(),
             threads: Mutex::new(Vec::new()),
             reactor_tid: AtomicI32::new(0),
@@ -291,11 +294,11 @@ fn spawn_threads(
     dispatch_rx: Receiver<Msg>,
     shed_rx: Receiver<SampleNote>,
 ) -> Result<()> {
-    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| -> Result<()> {
+    let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| -> Result<()> {
         let h = std::thread::Builder::new()
             .name(name.into())
             .spawn(f)
-            .map_err(|source| Error::Io { path: format!("spawning thread {name}").into(), source })?;
+            .map_err(|source| Error::ThreadSpawn { thread: name, source })?;
         shared.threads.lock().unwrap_or_else(PoisonError::into_inner).push((h.thread().id(), h));
         Ok(())
     };
@@ -426,6 +429,8 @@ macro_rules! guard_api {
                     callback_events_dropped: Some(s.callback_events_dropped),
                     watcher_panics: Some(s.watcher_panics),
                     watcher_failed: Some(s.failed.is_some()),
+                    sample_errors: Some(self.shared.sample_errors.load(Ordering::Relaxed)),
+                    sources_armed: self.sources().into_iter().map(|st| (st.name, st.armed)).collect(),
                     cgroup: self.limits().cgroup.as_str().to_owned(),
                 }
             }

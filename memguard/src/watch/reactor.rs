@@ -84,6 +84,9 @@ pub(crate) struct Reactor {
     level_since: Instant,
     time_in_level: [Duration; 3],
     read_errors: crate::ratelimit::LogLimiter,
+    /// Why the latest sample failed while the cgroup still existed (an unreadable or
+    /// malformed file); `None` once a sample succeeds again. Shown on the sampler's line.
+    sample_failure: Option<String>,
     panics: Vec<Instant>,
     #[cfg(test)]
     inject_panics: u32,
@@ -165,6 +168,7 @@ impl Reactor {
             level_since: now,
             time_in_level: [Duration::ZERO; 3],
             read_errors: crate::ratelimit::LogLimiter::new(Duration::from_secs(10)),
+            sample_failure: None,
             panics: Vec::new(),
             #[cfg(test)]
             inject_panics: cfg.inject_panics,
@@ -246,8 +250,27 @@ impl Reactor {
         if let Some(e) = self.probe.open_error() {
             st.armed = false;
             st.detail = Some(format!("cannot open {e}; retried before each sample"));
+        } else if let Some(e) = &self.sample_failure {
+            st.armed = false;
+            st.detail = Some(format!(
+                "reading failed: {e}; retried every {:?} (levels hold their last value meanwhile)",
+                self.shared.config.sampler.max_interval
+            ));
         }
         st
+    }
+
+    /// Replace the sampler's line in `sources()` with [`Self::sampler_status`], logging a
+    /// change of state (rare: a file that starts or stops failing).
+    fn publish_sampler_status(&self) {
+        let st = self.sampler_status();
+        let mut sources = self.shared.sources.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = sources.iter_mut().find(|s| s.name == "sampler") {
+            if old.armed != st.armed {
+                tracing::info!(armed = st.armed, detail = ?st.detail, "memguard sampler files");
+            }
+            *old = st;
+        }
     }
 
     /// A probe that could not open its files tries again (a raised `RLIMIT_NOFILE`, a fixed
@@ -257,14 +280,7 @@ impl Reactor {
             return;
         }
         self.reopen_probe();
-        let st = self.sampler_status();
-        let mut sources = self.shared.sources.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(old) = sources.iter_mut().find(|s| s.name == "sampler") {
-            if old.armed != st.armed {
-                tracing::info!(armed = st.armed, detail = ?st.detail, "memguard sampler files");
-            }
-            *old = st;
-        }
+        self.publish_sampler_status();
     }
 
     fn kernel_watches_thresholds(&self) -> bool {
@@ -437,9 +453,17 @@ impl Reactor {
             if dir.is_some_and(|d| !self.detector.fs().exists(d)) {
                 let cgroup =
                     self.limits.limit_cgroup.clone().or_else(|| self.limits.cgroup_path.clone()).unwrap_or_default();
+                tracing::info!(cgroup, "memguard: the guarded cgroup was removed; re-detecting");
+                self.sample_failure = None;
                 pending.push(EventKind::CgroupRemoved { cgroup });
-            } else if let Some(suppressed) = self.read_errors.check() {
-                tracing::warn!(dir = ?dir, suppressed, "memguard cannot read the guarded cgroup's files");
+            } else {
+                // A file that cannot be read or parsed while its cgroup exists: counted, shown
+                // on the sampler's line, retried at the sampler's longest interval.
+                self.shared.sample_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.publish_sampler_status();
+                if let Some(suppressed) = self.read_errors.check() {
+                    tracing::warn!(dir = ?dir, error = ?self.sample_failure, suppressed, "memguard cannot read the guarded cgroup's files");
+                }
             }
             self.redetect(&mut pending);
         } else if Instant::now() >= self.next_redetect {
@@ -459,13 +483,17 @@ impl Reactor {
         let sample = match self.probe.sample() {
             Ok(s) => s,
             Err(e) => {
+                // The caller decides between a removed cgroup and a failing file (and logs).
                 if self.probe.open_error().is_none() {
-                    tracing::info!(error = %e, "memguard sample failed: cgroup gone");
+                    self.sample_failure = Some(e.to_string());
                 }
                 self.next_sample = at_or_far(now, self.shared.config.sampler.max_interval);
                 return false;
             }
         };
+        if self.sample_failure.take().is_some() {
+            self.publish_sampler_status();
+        }
         self.samples += 1;
         self.sampled = true;
         if let Some(kills) = sample.v1_oom_kill {

@@ -148,6 +148,8 @@ pub struct Probe {
 #[derive(Debug)]
 struct CgroupFiles {
     usage: File,
+    /// The names of the usage, stat and limit files (for errors).
+    names: crate::cgroup::MemoryFiles,
     stat: Option<File>,
     /// The limit file, when the limit is a cgroup's own (checked for changes on each sample).
     limit_file: Option<File>,
@@ -180,6 +182,7 @@ impl Probe {
                 let open = |d: &str, name: &str| open_path(format!("{d}/{name}"));
                 open(dir, files.usage).map(|usage| CgroupFiles {
                     usage,
+                    names: files,
                     stat: open(dir, files.stat),
                     limit_file: limits.limit_dir.as_deref().and_then(|d| open(d, files.limit)),
                     limit,
@@ -257,7 +260,7 @@ impl Probe {
         let host_available = match (&self.meminfo, fresh) {
             (_, Some((v, _))) if self.cgroup.is_some() => Some(v),
             (Some(f), _) => {
-                Self::pread(&mut self.buf, f)?;
+                Self::pread(&mut self.buf, f).map_err(in_file("/proc/meminfo"))?;
                 let v = meminfo::parse(&String::from_utf8_lossy(&self.buf)).available_bytes;
                 self.host_available = v.map(|v| (v, now));
                 v
@@ -266,25 +269,26 @@ impl Probe {
         };
         let v1_oom_kill = match &self.v1_oom_control {
             Some(f) => {
-                Self::pread(&mut self.buf, f)?;
+                Self::pread(&mut self.buf, f).map_err(in_file("memory.oom_control"))?;
                 memory_stat::parse(&String::from_utf8_lossy(&self.buf)).get("oom_kill")
             }
             None => None,
         };
         if let Some(cg) = &self.cgroup {
-            Self::pread(&mut self.buf, &cg.usage)?;
+            Self::pread(&mut self.buf, &cg.usage).map_err(in_file(cg.names.usage))?;
             let usage = value::parse_u64(&String::from_utf8_lossy(&self.buf))
-                .map_err(|r| io::Error::new(io::ErrorKind::InvalidData, r))?;
+                .map_err(|r| io::Error::new(io::ErrorKind::InvalidData, r))
+                .map_err(in_file(cg.names.usage))?;
             let stat = match &cg.stat {
                 Some(f) => {
-                    Self::pread(&mut self.buf, f)?;
+                    Self::pread(&mut self.buf, f).map_err(in_file(cg.names.stat))?;
                     memory_stat::ReclaimStat::scan(&String::from_utf8_lossy(&self.buf))
                 }
                 None => memory_stat::ReclaimStat::default(),
             };
             let limit_file_changed = match &cg.limit_file {
                 Some(f) => {
-                    Self::pread(&mut self.buf, f)?;
+                    Self::pread(&mut self.buf, f).map_err(in_file(cg.names.limit))?;
                     value::parse_limit(&String::from_utf8_lossy(&self.buf)).ok().and_then(|v| v.bytes()) != cg.detected
                 }
                 None => false,
@@ -312,6 +316,12 @@ impl Probe {
             v1_oom_kill,
         })
     }
+}
+
+/// Prefix an error with the name of the file it came from (the kind is kept: `ENODEV` still
+/// means the cgroup went away).
+fn in_file(name: &'static str) -> impl Fn(io::Error) -> io::Error {
+    move |e| io::Error::new(e.kind(), format!("{name}: {e}"))
 }
 
 /// The sampler's line in the list of sources.

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod cgroup;
+pub mod faults;
 pub mod files;
 pub mod pressure_watch;
 pub mod scenarios;

@@ -3,7 +3,7 @@
 //! | Rust | Java |
 //! |---|---|
 //! | `Error::InvalidConfig` | `MemGuardConfigException` (an `IllegalArgumentException`): `setting()`, `envVar()`, `value()` |
-//! | `Error::Io`, `Error::ProcUnavailable` | `MemGuardIOException` (an `UncheckedIOException`): `path()`, `errno()` |
+//! | `Error::Io`, `Error::ProcUnavailable`, `Error::ThreadSpawn` | `MemGuardIOException` (an `UncheckedIOException`): `path()` (empty for a thread), `errno()` |
 //! | `Error::Malformed`, anything else, a caught panic | `MemGuardException` (a `RuntimeException`) |
 //! | `BudgetExceeded` | `BudgetExceededException`: `requested()`, `available()`, `softLimit()`, `level()`, `scope()` |
 //! | a closed guard | `IllegalStateException` |
@@ -92,10 +92,9 @@ fn build<'local>(env: &mut JNIEnv<'local>, failure: &Failure) -> jni::errors::Re
                         ],
                     )?
                 }
-                memguard::Error::Io { path, source } | memguard::Error::ProcUnavailable { path, source } => {
-                    let path = env.new_string(path.to_string_lossy())?;
-                    let errno = source.raw_os_error().unwrap_or(0);
-                    let proc = matches!(e, memguard::Error::ProcUnavailable { .. });
+                _ if io_parts(e).is_some() => {
+                    let (path, errno, proc) = io_parts(e).unwrap_or_default();
+                    let path = env.new_string(path)?;
                     env.new_object(
                         class(&refs.io_error),
                         "(Ljava/lang/String;Ljava/lang/String;IZ)V",
@@ -153,4 +152,16 @@ fn build<'local>(env: &mut JNIEnv<'local>, failure: &Failure) -> jni::errors::Re
         }
     };
     Ok(JThrowable::from(obj))
+}
+
+/// The path (empty for a thread), errno and "is /proc" flag of the errors that become a
+/// `MemGuardIOException`.
+fn io_parts(e: &memguard::Error) -> Option<(String, i32, bool)> {
+    let (path, source, proc) = match e {
+        memguard::Error::Io { path, source } => (path.to_string_lossy().into_owned(), source, false),
+        memguard::Error::ProcUnavailable { path, source } => (path.to_string_lossy().into_owned(), source, true),
+        memguard::Error::ThreadSpawn { source, .. } => (String::new(), source, false),
+        _ => return None,
+    };
+    Some((path, source.raw_os_error().unwrap_or(0), proc))
 }
