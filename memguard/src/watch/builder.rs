@@ -785,7 +785,9 @@ impl Builder {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`]; detection errors ([`Error::ProcUnavailable`]); failure to
-    /// create epoll/eventfd or spawn threads ([`Error::Io`]).
+    /// create epoll/eventfd ([`Error::Io`]); a thread the operating system refuses
+    /// ([`Error::ThreadSpawn`]: the threads already started are joined and every descriptor
+    /// closed before it returns).
     pub fn start(&self) -> Result<MemGuard> {
         MemGuard::start_with(self.config()?)
     }
