@@ -100,6 +100,7 @@ mod ratelimit;
 pub mod render;
 mod shed;
 mod status;
+mod sync;
 mod sys;
 pub mod watch;
 

@@ -20,8 +20,9 @@
 //!    between Normal and Critical with callbacks, a shedder and reservations from three threads;
 //!    footprint, budget and event counts must stay flat and exact (the hour-long run is the same
 //!    command with `--soak-secs 3600`);
-//! 9. **model check & miri** — the budget's model-checking tests under Shuttle
-//!    (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`), then the pure parts (parsers, levels,
+//! 9. **model check & miri** — the model-checking tests of the budget and of the callback
+//!    registry under Shuttle (`RUSTFLAGS="--cfg shuttle"`, `budget::model_check`,
+//!    `watch::registry_model_check`), then the pure parts (parsers, levels,
 //!    the growth estimator, the budget) under Miri (nightly; the component is added when missing);
 //! 10. **fuzz** — each `cargo fuzz` target of `memguard/fuzz` for a few seconds (nightly);
 //! 11. **lint** — `cargo fmt --check`, `cargo clippy -D warnings`, rustdoc with `-D warnings`.
@@ -676,17 +677,17 @@ fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
 /// The unit-test modules Miri runs: what needs no system calls beyond memory and threads.
 pub const MIRI_MODULES: &[&str] = &["parse::", "level::", "watch::rate", "budget::"];
 
-/// Shuttle model checking of the budget, then Miri on the pure modules ([`MIRI_MODULES`]).
+/// Shuttle model checking of the budget and the callback registry, then Miri on the pure modules ([`MIRI_MODULES`]).
 fn checked_concurrency_suite(root: &Path) -> Suite {
     let mut suite = Suite { name: "model check & miri", ..Suite::default() };
-    banner("model checking (Shuttle) of the budget; Miri on parsers, levels, growth estimator, budget");
+    banner("model checking (Shuttle) of the budget and the callback registry; Miri on parsers, levels, growth estimator, budget");
     let start = Instant::now();
     let shuttle_target = root.join("target/shuttle");
     let (ok_shuttle, shuttle_lines) = run_merged(
         Command::new("cargo")
             .args(["test", "-p", "memguard", "--lib", "--target-dir"])
             .arg(&shuttle_target)
-            .arg("budget::model_check")
+            .args(["--", "budget::model_check", "watch::registry_model_check"])
             .env("RUSTFLAGS", "--cfg shuttle")
             .current_dir(root),
     );

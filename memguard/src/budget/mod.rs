@@ -158,21 +158,20 @@ mod model_check;
 mod reservation;
 mod stock;
 mod sub;
-mod sync;
 
 pub(crate) use crate::ratelimit::LogLimiter;
 pub use reservation::Reservation;
 pub use stock::STOCK_CAP_BYTES;
 pub use sub::SubBudget;
 
-use std::collections::HashMap;
-use std::fmt;
-use std::time::Duration;
-use sync::atomic::{
+use crate::sync::atomic::{
     AtomicU64, AtomicU8,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
-use sync::{Arc, Mutex, MutexGuard, PoisonError};
+use crate::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
 
 use serde::Serialize;
 

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use shuttle::thread;
 
-use super::sync::Arc;
 use super::{Budget, STOCK_CAP_BYTES};
+use crate::sync::Arc;
 
 const KIB: u64 = 1 << 10;
 /// Schedules explored per test and scheduler.

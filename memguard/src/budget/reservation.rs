@@ -1,6 +1,6 @@
 //! [`Reservation`]: bytes held from a [`Budget`](super::Budget) until dropped.
 
-use super::sync::Arc;
+use crate::sync::Arc;
 use std::fmt;
 
 use super::sub::SubShared;

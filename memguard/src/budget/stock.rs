@@ -11,8 +11,8 @@
 //! budget, used only when the thread exits (to hand the stock back) and to prune entries of
 //! dropped budgets; the hot path never touches a reference count.
 
-use super::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use super::sync::{thread_local, Arc, Mutex, MutexGuard, PoisonError, Weak};
+use crate::sync::atomic::{AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use crate::sync::{thread_local, Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::cell::RefCell;
 
 use super::Shared;

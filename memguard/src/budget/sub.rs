@@ -1,7 +1,7 @@
 //! [`SubBudget`]: a named child of a [`Budget`] with its own cap.
 
-use super::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use super::sync::Arc;
+use crate::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::sync::Arc;
 use std::fmt;
 
 use super::{Budget, BudgetExceeded, Reservation, Shared, SubBudgetStats};

@@ -12,6 +12,8 @@ mod guard;
 pub(crate) mod rate;
 mod reactor;
 pub(crate) mod registry;
+#[cfg(all(test, shuttle))]
+mod registry_model_check;
 pub(crate) mod sampler;
 mod shedding;
 mod snapshot;

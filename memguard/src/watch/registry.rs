@@ -12,10 +12,13 @@
 //!   callbacks (itself included), read the guard or close it.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::AtomicU64;
+
+use crate::sync::atomic::{AtomicBool, Ordering};
+use crate::sync::{thread_local, Arc, Mutex, MutexGuard, PoisonError};
 
 /// Ids are unique across every registry of the process (a subscription names one callback).
+/// (A plain std atomic also under Shuttle: uniqueness is not what the model check examines.)
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
@@ -23,7 +26,7 @@ thread_local! {
     static RUNNING: Cell<u64> = const { Cell::new(0) };
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -84,7 +87,7 @@ impl<F: ?Sized> Default for Registry<F> {
 impl<F: ?Sized> Registry<F> {
     /// Add `f` with ordering key `key`; returns its id.
     pub(crate) fn add(&self, key: i64, f: Box<F>) -> u64 {
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let slot = Arc::new(Slot { id, key, f: Mutex::new(Some(f)), removed: AtomicBool::new(false) });
         let mut slots = lock(&self.slots);
         let at = slots.partition_point(|s| (s.key, s.id) < (key, id));
