@@ -50,9 +50,9 @@ watch_scenario!(page_cache_is_not_pressure);
 watch_scenario!(override_applies_to_the_watcher);
 watch_scenario!(hidden_v1_limit_is_watched);
 watch_scenario!(fd_limit_too_low_is_reported_and_recovers);
-budget_scenario!(budget_grants_only_the_room_left);
-faults_scenario!(limit_changes_at_runtime);
-faults_scenario!(moved_to_another_cgroup_under_watcher);
+kernel_scenario!(budget::budget_grants_only_the_room_left);
+kernel_scenario!(faults::limit_changes_at_runtime);
+kernel_scenario!(faults::moved_to_another_cgroup_under_watcher);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the
 /// limit, in 20 of 20 runs.

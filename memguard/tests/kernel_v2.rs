@@ -52,9 +52,9 @@ watch_scenario!(psi_arms_without_cap_sys_resource);
 watch_scenario!(read_only_cgroupfs);
 watch_scenario!(page_cache_is_not_pressure);
 watch_scenario!(override_applies_to_the_watcher);
-budget_scenario!(budget_grants_only_the_room_left, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
-faults_scenario!(limit_changes_at_runtime, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
-faults_scenario!(moved_to_another_cgroup_under_watcher, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
+kernel_scenario!(budget::budget_grants_only_the_room_left, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
+kernel_scenario!(faults::limit_changes_at_runtime, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
+kernel_scenario!(faults::moved_to_another_cgroup_under_watcher, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
 
 /// Issue #4: a 1 GiB/s ramp with no writable file is reported at Warning before 95% of the
 /// limit, in 20 of 20 runs.

@@ -17,6 +17,11 @@ use std::time::Duration;
 
 use memguard::{Error, MemGuard};
 
+#[path = "support/process.rs"]
+mod process;
+
+use process::{count, guard_threads};
+
 /// A uid no service on these machines uses (the unprivileged-matrix tests use 65534).
 const UID: &str = "64999";
 /// The thread allowance given to the child: enough for the harness, fillers take the rest.
@@ -117,18 +122,6 @@ fn cli_reports_a_refused_thread() {
         );
         assert!(stderr.contains("Resource temporarily unavailable"), "nproc {nproc}: {stderr}");
     }
-}
-
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
-
-fn guard_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("memguard-"))
-        .count()
 }
 
 /// Runs only in the child (see the module docs); a no-op in a normal run.

@@ -9,20 +9,10 @@ use memguard::MemGuard;
 /// The tests of this binary share the process's fd and thread tables: run them one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
-}
+#[path = "support/process.rs"]
+mod process;
 
-/// Threads of this process named `memguard-*` (the guard names every thread it spawns). The
-/// process's total thread count is not a measure here: the test harness's thread of the other
-/// test may still be exiting when this one starts counting.
-fn guard_threads() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return 0 };
-    tasks
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("memguard-"))
-        .count()
-}
+use process::{count, guard_threads};
 
 #[test]
 fn start_close_cycles_leak_no_fd_or_thread() {

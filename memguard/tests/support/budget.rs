@@ -15,22 +15,6 @@ const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const BIN: &str = env!("CARGO_BIN_EXE_memguard");
 
-/// Registers a budget scenario as a test in `kernel_v1.rs` / `kernel_v2.rs`, which each define
-/// `kit(test) -> Option<Kit>`: `budget_scenario!(name)` or
-/// `budget_scenario!(name, #[ignore = "why"])`.
-#[macro_export]
-macro_rules! budget_scenario {
-    ($name:ident $(, #[$attr:meta])*) => {
-        #[test]
-        $(#[$attr])*
-        fn $name() {
-            if let Some(k) = kit(stringify!($name)) {
-                support::budget::$name(&k);
-            }
-        }
-    };
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {

@@ -11,26 +11,11 @@ use std::time::{Duration, Instant};
 use memguard::watch::{Event, EventKind};
 use memguard::{Level, MemGuard};
 
-use super::cgroup::{Kit, Version};
+use super::cgroup::{Kit, TestCgroup, Version};
 use super::scenarios::wait_until_in;
 
 const MIB: u64 = 1 << 20;
 const BIN: &str = env!("CARGO_BIN_EXE_memguard");
-
-/// A `#[test]` running `support::faults::$name` with this suite's kit (extra attributes, such
-/// as the VM suite's `#[ignore]`, follow the name).
-#[macro_export]
-macro_rules! faults_scenario {
-    ($name:ident $(, #[$attr:meta])*) => {
-        #[test]
-        $(#[$attr])*
-        fn $name() {
-            if let Some(k) = kit(stringify!($name)) {
-                support::faults::$name(&k);
-            }
-        }
-    };
-}
 
 struct Killed(Child);
 
@@ -81,6 +66,24 @@ fn v1_threshold(detail: &str) -> u64 {
     detail.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no threshold in {detail:?}"))
 }
 
+/// A workload growing to 110 MiB in `cg` (limited to 128 MiB: past the warning fraction) is
+/// reported by `guard` at Warning or above, against that 128 MiB limit.
+fn warned_at_128_mib(guard: &MemGuard, cg: &TestCgroup, what: &str) {
+    let _hog = Killed(
+        cg.command(BIN, &["alloc", "--rate", "256M", "--to", "110M", "--hold", "5"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn alloc"),
+    );
+    let e = wait_event(
+        guard,
+        Duration::from_secs(15),
+        &format!("a level change at {what}"),
+        |e| matches!(e.kind, EventKind::LevelChanged { to, .. } if to >= Level::Warning),
+    );
+    assert_eq!(e.limit_bytes, Some(128 * MIB), "{e:#?}");
+}
+
 /// Runtime `memory.limit_in_bytes` / `memory.max` changes under a running guard: raised then
 /// lowered, each is a `LimitChanged` event with the old and new limit, the kernel sources are
 /// re-armed for the new limit (v1: the usage threshold moves with it), the budget's soft limit
@@ -122,21 +125,8 @@ pub fn limit_changes_at_runtime(kit: &Kit) {
         }
     }
     assert!(guard.sources().iter().all(|s| s.armed || s.detail.is_some()), "{:#?}", guard.sources());
-    // Warned at the lowered limit: 110 MiB of 128 MiB is past the warning fraction.
-    let hog = Killed(
-        cg.command(BIN, &["alloc", "--rate", "256M", "--to", "110M", "--hold", "5"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn alloc"),
-    );
-    let e = wait_event(
-        &guard,
-        Duration::from_secs(15),
-        "a level change at the lowered limit",
-        |e| matches!(e.kind, EventKind::LevelChanged { to, .. } if to >= Level::Warning),
-    );
-    assert_eq!(e.limit_bytes, Some(128 * MIB), "{e:#?}");
-    drop(hog);
+    // Warned at the lowered limit.
+    warned_at_128_mib(&guard, &cg, "the lowered limit");
     assert_eq!(guard.snapshot().watcher_panics, 0);
 }
 
@@ -169,20 +159,7 @@ pub fn moved_to_another_cgroup_under_watcher(kit: &Kit) {
     let detail = armed_detail(&guard, kit.version);
     assert!(detail.contains(&to.path()), "the kernel source is armed on the new cgroup: {detail}");
     // Memory growing in the new cgroup is what the guard now reports.
-    let hog = Killed(
-        to.command(BIN, &["alloc", "--rate", "256M", "--to", "110M", "--hold", "5"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn alloc"),
-    );
-    let e = wait_event(
-        &guard,
-        Duration::from_secs(15),
-        "a level change in the new cgroup",
-        |e| matches!(e.kind, EventKind::LevelChanged { to, .. } if to >= Level::Warning),
-    );
-    assert_eq!(e.limit_bytes, Some(128 * MIB), "{e:#?}");
-    drop(hog);
+    warned_at_128_mib(&guard, &to, "the new cgroup");
     drop(keeper);
     assert_eq!(guard.snapshot().watcher_panics, 0);
 }

@@ -10,6 +10,22 @@ pub mod pressure_watch;
 pub mod scenarios;
 pub mod watch;
 
+/// Registers `support::<module>::<name>(&Kit)` as a test in `kernel_v1.rs` / `kernel_v2.rs`,
+/// which each define `kit(test) -> Option<Kit>`: `kernel_scenario!(budget::name)` or
+/// `kernel_scenario!(faults::name, #[ignore = "why"])`.
+#[macro_export]
+macro_rules! kernel_scenario {
+    ($module:ident :: $name:ident $(, #[$attr:meta])*) => {
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            if let Some(k) = kit(stringify!($name)) {
+                support::$module::$name(&k);
+            }
+        }
+    };
+}
+
 /// True when running in CI (`CI=true`): a missing kernel capability is then a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
