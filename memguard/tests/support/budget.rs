@@ -3,26 +3,18 @@
 //! while they fit the room the kernel's own numbers leave.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use memguard::{Level, MemGuard};
 
 use super::cgroup::Kit;
 use super::scenarios::wait_until_in;
+use super::Killed;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 const BIN: &str = env!("CARGO_BIN_EXE_memguard");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Issue #9. A process holds 600 MiB in a cgroup limited to 1 GiB; the guard's soft limit is
 /// 0.85 of it (870.4 MiB). Eight 100 MiB reservations, taken before allocating: exactly two are

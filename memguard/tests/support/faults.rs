@@ -5,7 +5,7 @@
 //! and a file that starts failing have their own tests: `watch.rs`, `fixtures.rs`; a thread
 //! that cannot be spawned: `thread_limits.rs`.)
 
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use memguard::watch::{Event, EventKind};
@@ -13,18 +13,10 @@ use memguard::{Level, MemGuard};
 
 use super::cgroup::{Kit, TestCgroup, Version};
 use super::scenarios::wait_until_in;
+use super::Killed;
 
 const MIB: u64 = 1 << 20;
 const BIN: &str = env!("CARGO_BIN_EXE_memguard");
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Events until one satisfies `stop` (returned) or `timeout`; panics with what was seen.
 fn wait_event(guard: &MemGuard, timeout: Duration, what: &str, stop: impl Fn(&Event) -> bool) -> Event {

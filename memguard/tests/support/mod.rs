@@ -26,6 +26,16 @@ macro_rules! kernel_scenario {
     };
 }
 
+/// A child process killed and reaped when dropped (a test's workload, however the test ends).
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// True when running in CI (`CI=true`): a missing kernel capability is then a failure.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
