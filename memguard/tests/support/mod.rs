@@ -4,9 +4,11 @@
 
 pub mod budget;
 pub mod cgroup;
+pub mod confine;
 pub mod files;
 pub mod pressure_watch;
 pub mod scenarios;
+pub mod unprivileged;
 pub mod watch;
 
 /// True when running in CI (`CI=true`): a missing kernel capability is then a failure.
