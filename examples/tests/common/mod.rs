@@ -67,7 +67,7 @@ fn worker_survives_where_unguarded_twin_dies(
     let out = match confined {
         None => guarded.run(WORKER, &args),
         Some(c) => {
-            let (program, args) = c.wrap(WORKER, &args);
+            let (program, args) = c.wrap(kit.version, WORKER, &args);
             guarded.run(&program, &args.iter().map(String::as_str).collect::<Vec<_>>())
         }
     };

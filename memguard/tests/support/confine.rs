@@ -2,11 +2,14 @@
 //! `CAP_SYS_RESOURCE` (the container runtimes' default set) or as uid 65534 with no capability
 //! at all, with every cgroup mount read-only (a private mount namespace, then
 //! `mount -o remount,bind,ro`), and with or without a delegated cgroup (the cgroup directory and
-//! its files chowned to 65534, as systemd and container runtimes delegate).
+//! its files chowned to 65534, as systemd and container runtimes delegate). On v2 the
+//! read-only cases also run in a private cgroup namespace, as pods do.
 //!
 //! Shared by the memguard suites (`unprivileged.rs`) and the examples' shedding suites.
 
 use std::path::Path;
+
+use super::cgroup::Version;
 
 /// The uid 65534 ("nobody") of the unprivileged cases.
 pub const NOBODY: u32 = 65534;
@@ -65,15 +68,21 @@ impl Confinement {
     }
 
     /// The program and arguments that run `program args...` confined: `unshare` a private
-    /// mount namespace, remount the cgroup mounts read-only (when asked), then `setpriv` to the
-    /// user. Run it with [`TestCgroup::command`](super::cgroup::TestCgroup::command) so that
-    /// the process is in the cgroup first. Delegation is [`delegate`], done beforehand.
-    pub fn wrap(&self, program: &str, args: &[&str]) -> (String, Vec<String>) {
-        let remount = if self.read_only {
-            // Every cgroup hierarchy and the tmpfs holding them (v1), or the cgroup2 root (v2).
-            r#"for m in $(awk '$3 == "cgroup" || $3 == "cgroup2" || $2 == "/sys/fs/cgroup" {print $2}' /proc/self/mounts); do mount -o remount,bind,ro "$m" || exit 97; done; "#
-        } else {
-            ""
+    /// mount namespace, make the cgroup mounts read-only (when asked), then `setpriv` to the
+    /// user. Read-only on v2 is what container runtimes do: a private cgroup namespace (rooted
+    /// at the test cgroup) with a fresh cgroup2 mounted read-only on `/sys/fs/cgroup`; on v1
+    /// every cgroup hierarchy and the tmpfs holding them are remounted read-only. Run it with
+    /// [`TestCgroup::command`](super::cgroup::TestCgroup::command) so that the process is in
+    /// the cgroup first. Delegation is [`delegate`], done beforehand.
+    pub fn wrap(&self, version: Version, program: &str, args: &[&str]) -> (String, Vec<String>) {
+        let remount = match (self.read_only, version) {
+            (false, _) => "",
+            (true, Version::V1) => {
+                r#"for m in $(awk '$3 == "cgroup" || $3 == "cgroup2" || $2 == "/sys/fs/cgroup" {print $2}' /proc/self/mounts); do mount -o remount,bind,ro "$m" || exit 97; done; "#
+            }
+            (true, Version::V2) => {
+                "umount -l /sys/fs/cgroup && mount -t cgroup2 -o ro,nosuid,nodev,noexec pod /sys/fs/cgroup || exit 97; "
+            }
         };
         let setpriv = tool("setpriv");
         let drop = match self.user {
@@ -83,10 +92,13 @@ impl Confinement {
             ),
         };
         let script = format!(r#"{remount}exec {drop} "$0" "$@""#);
-        let mut out: Vec<String> = ["--mount", "--propagation", "private", "sh", "-c", &script, program]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let mut out: Vec<String> = Vec::new();
+        if self.read_only && version == Version::V2 {
+            out.push("--cgroup".to_owned());
+        }
+        out.extend(
+            ["--mount", "--propagation", "private", "sh", "-c", &script, program].iter().map(|s| (*s).to_owned()),
+        );
         out.extend(args.iter().map(|s| (*s).to_owned()));
         (tool("unshare"), out)
     }

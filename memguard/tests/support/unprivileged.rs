@@ -104,8 +104,8 @@ pub fn source_names(version: Version) -> Vec<&'static str> {
     names
 }
 
-fn confined_output(cg: &TestCgroup, case: Confinement, program: &str, args: &[&str]) -> String {
-    let (p, a) = case.wrap(program, args);
+fn confined_output(cg: &TestCgroup, version: Version, case: Confinement, program: &str, args: &[&str]) -> String {
+    let (p, a) = case.wrap(version, program, args);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     cg.run(&p, &a)
 }
@@ -123,10 +123,13 @@ pub fn unprivileged_matrix(kit: &Kit) {
         if case.delegated {
             delegate(cg.dir());
         }
-        let out = confined_output(&cg, case, BIN, &["status", "--probe", "--json"]);
+        let out = confined_output(&cg, kit.version, case, BIN, &["status", "--probe", "--json"]);
         undelegate(cg.dir());
         let s: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{}: bad json {e}: {out}", case.label()));
         assert_eq!(s["limit_bytes"], LIMIT, "{}: the limit must be found: {s:#}", case.label());
+        if kit.version == Version::V2 && case.read_only {
+            assert_eq!(s["cgroup_path"], "/", "{}: a private cgroup namespace: {s:#}", case.label());
+        }
         let sources = s["sources"].as_array().cloned().unwrap_or_default();
         let mut row: Vec<(String, &str)> = Vec::new();
         for name in source_names(kit.version) {
@@ -187,7 +190,7 @@ pub fn pod_warns_before_oom_kill(kit: &Kit, rate: &str) {
     const LIMIT: u64 = 128 * MIB;
     let cg = kit.cgroup("unpriv-oom");
     cg.set_limit(LIMIT);
-    let (p, a) = Confinement::pod().wrap(BIN, &["watch", "--json"]);
+    let (p, a) = Confinement::pod().wrap(kit.version, BIN, &["watch", "--json"]);
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     let mut watch = cg.command(&p, &a).stdout(Stdio::piped()).spawn().expect("spawn confined watch");
     let mut lines = BufReader::new(watch.stdout.take().expect("stdout")).lines();
