@@ -18,3 +18,12 @@ fn writes_only_trigger_files() {
         Err(why) => common::unavailable("writes_only_trigger_files", &why),
     }
 }
+
+/// Issue #14: the guarded worker as uid 65534 without capabilities on a read-only cgroupfs.
+#[test]
+fn pod_worker_survives_where_unguarded_twin_dies() {
+    match common::cgroup::Kit::v1() {
+        Ok(kit) => common::pod_worker_survives_where_unguarded_twin_dies(&kit, 192 << 20, "300M"),
+        Err(why) => common::unavailable("pod_worker_survives_where_unguarded_twin_dies", &why),
+    }
+}

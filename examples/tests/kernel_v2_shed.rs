@@ -21,3 +21,13 @@ fn writes_only_trigger_files() {
         Err(why) => common::unavailable("writes_only_trigger_files", &why),
     }
 }
+
+/// Issue #14: the guarded worker as uid 65534 without capabilities on a read-only cgroupfs.
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn pod_worker_survives_where_unguarded_twin_dies() {
+    match common::cgroup::Kit::v2() {
+        Ok(kit) => common::pod_worker_survives_where_unguarded_twin_dies(&kit, 128 << 20, "100M"),
+        Err(why) => common::unavailable("pod_worker_survives_where_unguarded_twin_dies", &why),
+    }
+}

@@ -95,3 +95,13 @@ fn systemd_pressure_watch_off_invalid_and_fallback() {
         support::pressure_watch::systemd_pressure_watch_off_invalid_and_fallback(&k);
     }
 }
+
+// Issue #14: unprivileged and read-only, as a pod runs (support/unprivileged.rs).
+kernel_scenario!(unprivileged::unprivileged_matrix);
+
+#[test]
+fn pod_warns_before_oom_kill() {
+    if let Some(k) = kit("pod_warns_before_oom_kill") {
+        support::unprivileged::pod_warns_before_oom_kill(&k, "1G");
+    }
+}

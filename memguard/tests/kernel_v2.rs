@@ -120,3 +120,15 @@ fn systemd_pressure_watch_event_under_pressure() {
         support::pressure_watch::systemd_pressure_watch_event_under_pressure(&k);
     }
 }
+
+// Issue #14: unprivileged and read-only, as a pod runs (support/unprivileged.rs).
+kernel_scenario!(unprivileged::unprivileged_matrix, #[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]);
+
+/// Slower than natively: the sampler runs emulated.
+#[test]
+#[ignore = "cgroup v2 suite: runs inside the VM (cargo xtask test)"]
+fn pod_warns_before_oom_kill() {
+    if let Some(k) = kit("pod_warns_before_oom_kill") {
+        support::unprivileged::pod_warns_before_oom_kill(&k, "256M");
+    }
+}

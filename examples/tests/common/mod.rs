@@ -3,6 +3,8 @@
 
 #[path = "../../../memguard/tests/support/cgroup.rs"]
 pub mod cgroup;
+#[path = "../../../memguard/tests/support/confine.rs"]
+pub mod confine;
 
 use std::os::unix::process::ExitStatusExt;
 
@@ -36,6 +38,22 @@ fn oom_kills(cg: &cgroup::TestCgroup, version: Version) -> u64 {
 /// guarded one sheds through its registered shedder (and rejects work through the budget) and
 /// finishes.
 pub fn guarded_worker_survives_where_unguarded_twin_dies(kit: &Kit, limit: u64, rate: &str) {
+    worker_survives_where_unguarded_twin_dies(kit, limit, rate, None);
+}
+
+/// Issue #14: the same, with the guarded worker run as a pod runs it (uid 65534, no capability,
+/// read-only cgroupfs, nothing delegated): what remains armed (`memory.events` on v2, PSI on
+/// `/proc/pressure/memory`, the sampler) is enough to shed in time.
+pub fn pod_worker_survives_where_unguarded_twin_dies(kit: &Kit, limit: u64, rate: &str) {
+    worker_survives_where_unguarded_twin_dies(kit, limit, rate, Some(confine::Confinement::pod()));
+}
+
+fn worker_survives_where_unguarded_twin_dies(
+    kit: &Kit,
+    limit: u64,
+    rate: &str,
+    confined: Option<confine::Confinement>,
+) {
     let total = format!("{}M", 3 * limit / MIB);
     let twin = kit.cgroup("unguarded");
     twin.set_limit(limit);
@@ -45,9 +63,17 @@ pub fn guarded_worker_survives_where_unguarded_twin_dies(kit: &Kit, limit: u64, 
 
     let guarded = kit.cgroup("guarded");
     guarded.set_limit(limit);
-    let out = guarded.run(WORKER, &["--total", &total, "--rate", rate, "--guard"]);
+    let args = ["--total", &total, "--rate", rate, "--guard"];
+    let out = match confined {
+        None => guarded.run(WORKER, &args),
+        Some(c) => {
+            let (program, args) = c.wrap(kit.version, WORKER, &args);
+            guarded.run(&program, &args.iter().map(String::as_str).collect::<Vec<_>>())
+        }
+    };
     let report: Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("bad report {out:?}: {e}"));
-    println!("guarded worker, limit {} MiB: {report}", limit / MIB);
+    let how = confined.map_or_else(|| "guarded worker".to_owned(), |c| format!("guarded worker as {}", c.label()));
+    println!("{how}, limit {} MiB: {report}", limit / MIB);
     assert_eq!(oom_kills(&guarded, kit.version), 0, "no OOM kill in the guarded cgroup: {report}");
     assert!(report["shed_runs"].as_u64().unwrap_or(0) >= 1, "the shedder ran: {report}");
     assert!(report["evicted_bytes"].as_u64().unwrap_or(0) > 0, "{report}");

@@ -4,10 +4,12 @@
 
 pub mod budget;
 pub mod cgroup;
+pub mod confine;
 pub mod faults;
 pub mod files;
 pub mod pressure_watch;
 pub mod scenarios;
+pub mod unprivileged;
 pub mod watch;
 
 /// Registers `support::<module>::<name>(&Kit)` as a test in `kernel_v1.rs` / `kernel_v2.rs`,

@@ -9,8 +9,11 @@
 //!   served by the regular 2 s averaging instead of an RT thread). The check happens at
 //!   `write()`, for both `/proc/pressure/*` and cgroup files (a few 6.5-era releases also
 //!   refused opening cgroup pressure files for writing; fixed by 8b39d20).
-//! * Linux < 6.5 (e.g. Debian 12's 6.1): `/proc/pressure/*` refuses writes without
-//!   `CAP_SYS_RESOURCE` at `open()`; cgroup pressure files need only write permission on the file.
+//! * Linux < 6.5 upstream: `/proc/pressure/*` refuses writes without `CAP_SYS_RESOURCE` at
+//!   `open()` (`EPERM`); cgroup pressure files need only write permission on the file. Debian
+//!   12's 6.1 (6.1.192, the test VM's) carries the 6.5 rule instead: measured, a 2 s window is
+//!   accepted without `CAP_SYS_RESOURCE` on `/proc/pressure/memory` and on a writable cgroup
+//!   `memory.pressure`.
 //! * Every kernel: windows from 500 ms to 10 s (older kernels reject windows under 500 ms).
 //!
 //! * The check (`psi_trigger_create()` in `kernel/sched/psi.c`): `privileged` is
@@ -20,6 +23,8 @@
 //! * Measured on the development host (Linux 6.18, root but *without* `CAP_SYS_RESOURCE` in its
 //!   effective set): a 1 s window is refused with `EINVAL` on both the unified hierarchy's
 //!   `memory.pressure` and `/proc/pressure/memory`, `some 200000 2000000` is accepted on both.
+//! * `/proc/pressure/*` overwrites the last byte written with the string terminator: triggers
+//!   are written with a trailing NUL (see `terminated`).
 //!   Kernels and sandboxes differ, so memguard tries rather than assumes.
 //!
 //! memguard therefore asks for a 1 s window when it holds `CAP_SYS_RESOURCE` and otherwise,
@@ -92,7 +97,7 @@ impl PsiTrigger {
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open(fs.path(path))
-                .and_then(|mut f| f.write_all(trigger.as_bytes()).map(|()| f));
+                .and_then(|mut f| f.write_all(&terminated(&trigger)).map(|()| f));
             match attempt {
                 Ok(file) => {
                     let last_total = total(&file, stall).unwrap_or(0);
@@ -141,6 +146,19 @@ impl PsiTrigger {
         let last_total = total(&file, stall).unwrap_or(0);
         Ok(PsiTrigger { file, path: path.to_owned(), trigger: text.to_owned(), threshold_us, stall, scope, last_total })
     }
+}
+
+/// The bytes to write for `trigger`: the text and a NUL, as the kernel's documentation writes
+/// them (`write(fd, trig, strlen(trig) + 1)`). `/proc/pressure/*` (`psi_write()`) overwrites the
+/// *last byte written* with the string's terminator: without one, `some 200000 2000000` reached
+/// the kernel as `some 200000 200000` (a 200 ms window), refused without `CAP_SYS_RESOURCE`
+/// (`EINVAL`, measured on 6.1 and 6.18) and accepted with it as a different trigger. The
+/// cgroup files (kernfs) terminate the buffer after the bytes written and accept both forms.
+fn terminated(trigger: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(trigger.len() + 1);
+    bytes.extend_from_slice(trigger.as_bytes());
+    bytes.push(0);
+    bytes
 }
 
 fn total(file: &File, stall: Stall) -> Option<u64> {
@@ -275,6 +293,20 @@ mod tests {
             assert!(privileged[0].0.ends_with(" 1000000"));
         }
         assert_eq!(candidates(Stall::Some, false)[0], ("some 200000 2000000".to_owned(), 200_000));
+    }
+
+    /// `/proc/pressure/*` replaces the last byte written with the terminator: the trigger must
+    /// end with one of its own, or its window loses a digit.
+    #[test]
+    fn trigger_is_written_with_its_terminator() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::create_dir_all(dir.path().join("proc/pressure")).expect("mkdir");
+        std::fs::write(dir.path().join("proc/pressure/memory"), "").expect("write");
+        let fs = FsRoot::new(dir.path());
+        let t = PsiTrigger::arm(&fs, SYSTEM_FILE, Stall::Some, PsiScope::System, false).expect("arm");
+        drop(t);
+        let written = std::fs::read(dir.path().join("proc/pressure/memory")).expect("read");
+        assert_eq!(written, b"some 200000 2000000\0");
     }
 
     #[test]
