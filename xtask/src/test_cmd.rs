@@ -435,14 +435,7 @@ fn build_test_binary(root: &Path, package: &str, test: &str) -> Result<PathBuf, 
 fn python_suite(root: &Path, skip_vm: bool) -> Suite {
     let mut suite = Suite { name: "python (pytest)", ..Suite::default() };
     banner("Python package: pip install ./memguard-py, pytest natively and in the cgroup v2 VM");
-    let start = Instant::now();
-    let mut cmd = Command::new("sh");
-    cmd.arg(root.join("memguard-py/run-tests.sh")).current_dir(root);
-    if skip_vm {
-        cmd.arg("--skip-vm");
-    }
-    let (ok, lines) = run_merged(&mut cmd);
-    suite.secs = start.elapsed().as_secs_f64();
+    let (ok, lines) = run_tests_script(root, "memguard-py/run-tests.sh", skip_vm, &mut suite);
     let mut runs = 0;
     suite.failures = lines
         .iter()
@@ -463,6 +456,20 @@ fn python_suite(root: &Path, skip_vm: bool) -> Suite {
         suite.remark = Some(format!("{runs} pytest run(s){}", if skip_vm { "; VM part skipped" } else { "" }));
     }
     suite
+}
+
+/// Run a package's `run-tests.sh` (`script`, relative to the workspace root; `--skip-vm`
+/// passed on), timing it into `suite.secs`: whether it succeeded and its merged output.
+fn run_tests_script(root: &Path, script: &str, skip_vm: bool, suite: &mut Suite) -> (bool, Vec<String>) {
+    let start = Instant::now();
+    let mut cmd = Command::new("sh");
+    cmd.arg(root.join(script)).current_dir(root);
+    if skip_vm {
+        cmd.arg("--skip-vm");
+    }
+    let out = run_merged(&mut cmd);
+    suite.secs = start.elapsed().as_secs_f64();
+    out
 }
 
 /// A `run-tests.sh` that exited non-zero without a failed test to name (a build, a VM boot, a
@@ -512,14 +519,7 @@ fn parse_pytest_summary(line: &str) -> Option<(u64, u64, u64)> {
 fn c_suite(root: &Path, skip_vm: bool) -> Suite {
     let mut suite = Suite { name: "c library", ..Suite::default() };
     banner("C library: cargo cinstall, C tests under valgrind / ASan+UBSan / TSan, examples, kernel v1 + v2 VM");
-    let start = Instant::now();
-    let mut cmd = Command::new("sh");
-    cmd.arg(root.join("memguard-ffi/run-tests.sh")).current_dir(root);
-    if skip_vm {
-        cmd.arg("--skip-vm");
-    }
-    let (ok, lines) = run_merged(&mut cmd);
-    suite.secs = start.elapsed().as_secs_f64();
+    let (ok, lines) = run_tests_script(root, "memguard-ffi/run-tests.sh", skip_vm, &mut suite);
     let mut steps = Vec::new();
     suite.failures = plain_failures(&lines);
     for line in &lines {
@@ -572,14 +572,7 @@ fn parse_plain_counts(line: &str) -> Option<(&str, (u64, u64, u64))> {
 fn java_suite(root: &Path, skip_vm: bool) -> Suite {
     let mut suite = Suite { name: "java (junit)", ..Suite::default() };
     banner("Java package: libmemguard_jni + jar, JUnit under -Xcheck:jni on JDK 17 and 25, natively and in the cgroup v2 VM");
-    let start = Instant::now();
-    let mut cmd = Command::new("sh");
-    cmd.arg(root.join("memguard-jni/run-tests.sh")).current_dir(root);
-    if skip_vm {
-        cmd.arg("--skip-vm");
-    }
-    let (ok, lines) = run_merged(&mut cmd);
-    suite.secs = start.elapsed().as_secs_f64();
+    let (ok, lines) = run_tests_script(root, "memguard-jni/run-tests.sh", skip_vm, &mut suite);
     // Surefire's `[ERROR]   Class.method:line message` summary lines and the jar checks' `FAILED:`.
     suite.failures = lines
         .iter()
