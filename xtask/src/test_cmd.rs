@@ -61,6 +61,15 @@ struct Suite {
     failures: Vec<String>,
 }
 
+impl Suite {
+    /// Add one run's `(passed, failed, skipped)`.
+    fn add(&mut self, (passed, failed, skipped): (u64, u64, u64)) {
+        self.passed += passed;
+        self.failed += failed;
+        self.skipped += skipped;
+    }
+}
+
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
@@ -365,10 +374,8 @@ fn vm_suite(root: &Path, skip: bool) -> Suite {
                 })
                 .unwrap_or_default();
             for line in log.lines() {
-                if let Some((p, f, s)) = parse_result_line(line.trim()) {
-                    suite.passed += p;
-                    suite.failed += f;
-                    suite.skipped += s;
+                if let Some(counts) = parse_result_line(line.trim()) {
+                    suite.add(counts);
                 }
             }
             let log_lines: Vec<String> = log.lines().map(String::from).collect();
@@ -445,9 +452,7 @@ fn python_suite(root: &Path, skip_vm: bool) -> Suite {
     for line in &lines {
         if let Some((p, f, s)) = parse_pytest_summary(line) {
             runs += 1;
-            suite.passed += p;
-            suite.failed += f;
-            suite.skipped += s;
+            suite.add((p, f, s));
         }
     }
     if !ok && suite.failed == 0 {
@@ -525,9 +530,7 @@ fn c_suite(root: &Path, skip_vm: bool) -> Suite {
     for line in &lines {
         if let Some((label, (p, f, s))) = parse_plain_counts(line) {
             steps.push(label.to_owned());
-            suite.passed += p;
-            suite.failed += f;
-            suite.skipped += s;
+            suite.add((p, f, s));
         }
     }
     if !ok && suite.failed == 0 {
@@ -584,9 +587,7 @@ fn java_suite(root: &Path, skip_vm: bool) -> Suite {
         let counts = parse_surefire_summary(line).or_else(|| parse_plain_counts(line).map(|(_, c)| c));
         if let Some((p, f, s)) = counts {
             runs += 1;
-            suite.passed += p;
-            suite.failed += f;
-            suite.skipped += s;
+            suite.add((p, f, s));
         }
     }
     if !ok && suite.failed == 0 {
@@ -703,9 +704,7 @@ fn checked_concurrency_suite(root: &Path) -> Suite {
         for line in lines {
             if let Some((p, f, s)) = parse_result_line(line.trim()) {
                 counted |= p + f > 0;
-                suite.passed += p;
-                suite.failed += f;
-                suite.skipped += s;
+                suite.add((p, f, s));
             }
         }
         let failures = libtest_failures(lines);
@@ -766,9 +765,7 @@ fn runc_counts(suite: &mut Suite, lines: &[String]) -> bool {
         if let Some((label, (p, f, s))) = parse_plain_counts(line) {
             if label.starts_with("runc") {
                 found = true;
-                suite.passed += p;
-                suite.failed += f;
-                suite.skipped += s;
+                suite.add((p, f, s));
             }
         }
     }
