@@ -50,7 +50,11 @@ fn start_close_cycles_leak_no_fd_or_thread() {
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(count("/proc/self/fd"), fds, "fds leaked");
     assert_eq!(guard_threads(), 0, "guard threads leaked");
-    assert!(count("/proc/self/task") <= threads, "threads leaked: {} after, {threads} before", count("/proc/self/task"));
+    assert!(
+        count("/proc/self/task") <= threads,
+        "threads leaked: {} after, {threads} before",
+        count("/proc/self/task")
+    );
 }
 
 #[test]

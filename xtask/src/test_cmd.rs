@@ -675,7 +675,7 @@ fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
 // ------------------------------------------------------------------ compare ----
 
 /// `cargo xtask compare`, short: Python and Rust workers at full speed toward a 256 MiB v1
-/// limit, 2 runs each (about a minute): every memguard worker survives, every unguarded one is
+/// limit, 2 runs each (about 5 s once built): every memguard worker survives, every unguarded one is
 /// OOM-killed (the Dask-like poller is run, not judged). A worker that cannot run is skipped
 /// locally, a failure in CI.
 fn compare_suite() -> Suite {

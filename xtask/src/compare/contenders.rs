@@ -285,7 +285,7 @@ fn maven_package(root: &Path) {
     if mtime(&class).is_some_and(|c| mtime(&src).is_some_and(|s| s <= c)) && jni.join("target/memguard.jar").is_file() {
         return;
     }
-    let jdk17 = std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into());
+    let jdk17 = runc::jdk17();
     let status = Command::new("mvn")
         .args(["-B", "-ntp", "-q", "package", "-DskipTests", "-Dskip.jdk25=true"])
         .arg(format!("-Djdk17.java={jdk17}"))

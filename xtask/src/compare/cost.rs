@@ -49,7 +49,7 @@ pub fn measure(kit: &Kit, target: &Path) -> Value {
     };
     let cg = kit.cgroup("cost");
     cg.set_limit(256 << 20);
-    let python = std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = crate::runc::python_exe();
     let py: Value = cg
         .command(&python, &["-c", PY_COST])
         .output()
@@ -57,7 +57,7 @@ pub fn measure(kit: &Kit, target: &Path) -> Value {
         .and_then(|o| serde_json::from_slice(&o.stdout).ok())
         .unwrap_or_else(|| json!({"error": "the Python cost probe failed"}));
     let memguard = target.join("release/memguard").display().to_string();
-    let java = std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into());
+    let java = crate::runc::jdk17();
     let status_ms = median_ms(&cg, &[&memguard, "status"]);
     let java_ms = median_ms(&cg, &[&java, "-XshowSettings:system", "-version"]);
     json!({

@@ -25,7 +25,7 @@ pub fn write(out: &Path, results: &Value) -> Result<(), String> {
 /// names written, or why none.
 fn plot(json: &Path, dir: &Path) -> Result<Vec<String>, String> {
     let root = crate::runc::workspace_root();
-    let python = std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = crate::runc::python_exe();
     let has = |py: &str| Command::new(py).args(["-c", "import matplotlib"]).output().is_ok_and(|o| o.status.success());
     if !has(&python) {
         println!("  installing matplotlib (pip)");

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use crate::runc::cgroup::{Kit, TestCgroup, Version};
 
 const MIB: u64 = 1 << 20;
-const JAVA: &str = "/usr/lib/jvm/java-17-openjdk-amd64/bin/java";
 
 /// The layouts: name, and what the right answer is.
 const LAYOUTS: &[(&str, &str)] = &[
@@ -42,8 +41,8 @@ fn ns_script(v: Version) -> &'static str {
 pub fn rows(kit: &Kit, target: &Path) -> Value {
     let memguard = target.join("release/memguard").display().to_string();
     let go = target.join("compare/automemlimit-worker").display().to_string();
-    let python = std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let java = std::env::var("JDK17").unwrap_or_else(|_| JAVA.into());
+    let python = crate::runc::python_exe();
+    let java = crate::runc::jdk17();
     let mut rows = Vec::new();
     for (layout, truth) in LAYOUTS {
         // The cgroups of a layout, outermost first; the probes run in the last one.

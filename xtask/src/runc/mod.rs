@@ -133,7 +133,7 @@ fn prepare() -> Result<Env, String> {
 /// this one), the JNI library named by `memguard.native.path` (the containers' root is
 /// read-only: nothing to extract to), no perf-data file.
 pub fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
-    let java = std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into());
+    let java = jdk17();
     let jar = root.join("memguard-jni/target/memguard.jar");
     let classes = root.join("memguard-jni/target/test-classes");
     let lib = target.join("release/libmemguard_jni.so");
@@ -156,6 +156,11 @@ pub fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
         format!("{}:{}", jar.display(), classes.display()),
         "io.memguard.DirectCacheService".into(),
     ])
+}
+
+/// OpenJDK 17's `java` (`JDK17`, else Debian's path).
+pub fn jdk17() -> String {
+    std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into())
 }
 
 /// The C cache worker (`examples/c/cache_worker.c`) linked against the C library built by
@@ -198,7 +203,8 @@ pub fn c_worker(root: &Path, lib_dir: &Path, exe: &Path) -> Result<PathBuf, Stri
     }
 }
 
-fn python_exe() -> String {
+/// The Python interpreter the suites use (`MEMGUARD_TEST_PYTHON`, else `python3`).
+pub fn python_exe() -> String {
     std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
