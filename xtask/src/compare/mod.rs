@@ -27,7 +27,7 @@ use contenders::{Contender, FULL_SPEED};
 
 const USAGE: &str = "\
 usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--only SUBSTRING] [--rates LIST]
-                           [--out DIR] [--skip-truth] [--skip-cost] [--check]
+                           [--out DIR] [--skip-truth] [--skip-cost] [--check] [--report-only] [--short]
 
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
 of its own), the detection truth table and the cost measurements, on this machine's kernel, and
@@ -46,6 +46,8 @@ options:
   --skip-cost      no cost measurements
   --check          fail (exit 1) when a memguard contender does not survive every run or an
                    unguarded one survives
+  --report-only    measure nothing: rewrite DIR/benchmarks.md and the plots from
+                   DIR/benchmarks/results.json (a run's raw data)
   --short          only the short version `cargo xtask test` runs (Python and Rust workers at
                    full speed, 2 runs each, checked as --check; report in a temporary directory)
   -h, --help       this help
@@ -72,6 +74,8 @@ pub struct Options {
     inside_vm: bool,
     /// Only the short version `cargo xtask test` runs ([`short`]).
     short: bool,
+    /// Only rewrite the report from `out/benchmarks/results.json`.
+    report_only: bool,
 }
 
 fn rates(list: &str) -> Result<Vec<u64>, String> {
@@ -99,6 +103,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         check: false,
         inside_vm: false,
         short: false,
+        report_only: false,
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -116,6 +121,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--check" => o.check = true,
             "--inside-vm" => o.inside_vm = true,
             "--short" => o.short = true,
+            "--report-only" => o.report_only = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -140,6 +146,26 @@ pub fn main(args: Vec<String>) -> i32 {
     };
     if opts.inside_vm {
         return inside_vm(&opts);
+    }
+    if opts.report_only {
+        let path = opts.out.join("benchmarks/results.json");
+        let results: Value = match std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("xtask compare: {}: {e}", path.display());
+                return 1;
+            }
+        };
+        return match report::write(&opts.out, &results) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("xtask compare: writing the report: {e}");
+                1
+            }
+        };
     }
     if opts.short {
         return match short() {

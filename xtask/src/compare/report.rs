@@ -117,6 +117,14 @@ fn survival_table(s: &mut String, c: &Value) {
         writeln!(s, "### cgroup {} — {} run(s) per cell\n", c["machine"]["cgroup"].as_str().unwrap_or("?"), c["runs"]);
     let _ = writeln!(s, "Machine: {}.  ", machine_line(&c["machine"]));
     let _ = writeln!(s, "Command: `{}`\n", c["command"].as_str().unwrap_or("?"));
+    if c["machine"]["emulation"].as_str().is_some_and(|e| e.contains("TCG")) {
+        let _ = writeln!(
+            s,
+            "Inside the emulated VM only the contenders marked `in_vm` in `contenders.rs` run (Python, Rust, Go: \
+             the JVM's start-up under TCG would dominate the Java runs), at the rates shown, with the run count \
+             above: the emulated CPU is 5-10x slower, so a given MiB/s is a much higher load there.\n"
+        );
+    }
     let mut rates: Vec<u64> = cells.iter().filter_map(|x| x["rate"].as_u64()).collect();
     rates.sort_unstable();
     rates.dedup();
@@ -194,6 +202,11 @@ fn watchdog_notes(s: &mut String) {
          * **Go `automemlimit`** (github.com/KimMachineGun/automemlimit v1.0.1, `memlimit.Set(WithRatio(0.9), \
          WithProvider(FromCgroup))`): sets `GOMEMLIMIT` to 90% of the cgroup limit. The GC then runs harder near \
          the limit, but the cache is live: there is nothing for it to collect, and the worker dies like the \
-         unguarded one.\n"
+         unguarded one.\n\n\
+         Java note: the Java workers cache direct `ByteBuffer`s, whose memory returns only when the GC collects the \
+         buffer. memguard's shedder path requests that GC itself (`GcAfterShed`); the `on_level` variant \
+         (`memguard-level`) calls `System.gc()` after evicting and reuses the evicted buffer while at Warning — \
+         without both, dropping the references frees nothing in time and the level-style worker was OOM-killed \
+         in the first trials.\n"
     );
 }
