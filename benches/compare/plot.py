@@ -29,8 +29,8 @@ def rate_name(rate: int) -> str:
 
 def subtitle(c: dict) -> str:
     m = c["machine"]
-    return (f"{m['cpu']} ({m['cores']} cores), kernel {m['kernel']}, cgroup {m['cgroup']}, "
-            f"emulation: {m['emulation']}; {c['runs']} run(s) per bar")
+    return (f"{m['cpu']} ({m['cores']} cores), kernel {m['kernel']}, cgroup {m['cgroup']},\n"
+            f"emulation: {m['emulation']}\n{c['runs']} run(s) per bar; `{c['command']}`")
 
 
 def cells_by(c: dict) -> tuple[list[str], list[int], dict]:
@@ -44,31 +44,47 @@ def cells_by(c: dict) -> tuple[list[str], list[int], dict]:
     return ids, rates, table
 
 
-def bars(c: dict, out: str, name: str, value, ylabel: str, title: str, ylim=None, line=None) -> str:
+def bars(c: dict, out: str, name: str, value, label, xlabel: str, title: str, xlim=None, line=None) -> str:
+    """Horizontal bars: one group per contender (top to bottom in the report's order), one bar
+    per rate, each labelled (``label(c, cell)``)."""
     ids, rates, table = cells_by(c)
-    fig, ax = plt.subplots(figsize=(max(8, 0.75 * len(ids) * len(rates) / 2 + 4), 5.2))
-    width = 0.8 / len(rates)
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(ids) + 2.0))
+    height = 0.8 / len(rates)
     for k, rate in enumerate(rates):
-        ys = []
+        ys = [len(ids) - 1 - i + ((len(rates) - 1) / 2 - k) * height for i in range(len(ids))]
+        xs, texts = [], []
         for cid in ids:
             cell = table.get((cid, rate))
-            ys.append(value(c, cell) if cell and not cell.get("not_run") else float("nan"))
-        xs = [i + (k - (len(rates) - 1) / 2) * width for i in range(len(ids))]
-        ax.bar(xs, ys, width, label=rate_name(rate))
-    ax.set_xticks(range(len(ids)))
-    ax.set_xticklabels(ids, rotation=35, ha="right", fontsize=8)
-    ax.set_ylabel(ylabel)
-    if ylim:
-        ax.set_ylim(*ylim)
+            ok = cell is not None and not cell.get("not_run")
+            xs.append(value(c, cell) if ok else 0.0)
+            texts.append(label(c, cell) if ok else ("not run" if cell else ""))
+        ax.barh(ys, [0 if x != x else x for x in xs], height, label=rate_name(rate))
+        for y, x, t in zip(ys, xs, texts):
+            ax.text((0 if x != x else x) + (xlim[1] if xlim else 1) * 0.01, y, t, va="center", fontsize=6.5)
+    ax.set_yticks(range(len(ids)))
+    ax.set_yticklabels(list(reversed(ids)), fontsize=8)
+    ax.set_xlabel(xlabel)
+    if xlim:
+        ax.set_xlim(*xlim)
     if line is not None:
-        ax.axhline(line, color="black", linewidth=0.8, linestyle="--")
-    ax.set_title(f"{title}\n{subtitle(c)}", fontsize=9)
-    ax.legend(fontsize=8, title="allocation rate", title_fontsize=8)
+        ax.axvline(line, color="black", linewidth=0.8, linestyle="--")
+    ax.set_title(f"{title}\n{subtitle(c)}", fontsize=8.5)
+    ax.legend(fontsize=7, title="allocation rate", title_fontsize=7, loc="lower right")
     fig.tight_layout()
     path = os.path.join(out, name)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return name
+
+
+def survived_label(c: dict, cell: dict) -> str:
+    runs = cell["runs"]
+    return f"{sum(r['survived'] for r in runs)}/{len(runs)}"
+
+
+def peak_label(c: dict, cell: dict) -> str:
+    p = peak_fraction(c, cell)
+    return "no survivor" if p != p else f"{p:.2f}"
 
 
 def survival_rate(c: dict, cell: dict) -> float:
@@ -87,10 +103,10 @@ def main() -> int:
         r = json.load(f)
     for c in r["campaigns"]:
         v = c["machine"]["cgroup"]
-        print(bars(c, out, f"survival-{v}.png", survival_rate, "runs survived (%)",
-                   f"Growing cache toward a 256 MiB limit: survival (cgroup {v})", ylim=(0, 105)))
-        print(bars(c, out, f"peak-{v}.png", peak_fraction, "peak usage / limit (median of survivors)",
-                   f"Survivors' peak usage (cgroup {v})", ylim=(0, 1.05), line=1.0))
+        print(bars(c, out, f"survival-{v}.png", survival_rate, survived_label, "runs survived (%)",
+                   f"Growing cache toward a 256 MiB limit: survival (cgroup {v})", xlim=(0, 112)))
+        print(bars(c, out, f"peak-{v}.png", peak_fraction, peak_label, "peak usage / limit (median of survivors)",
+                   f"Survivors' peak usage (cgroup {v})", xlim=(0, 1.12), line=1.0))
     return 0
 
 
