@@ -27,7 +27,7 @@ use contenders::{Contender, FULL_SPEED};
 
 const USAGE: &str = "\
 usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--only SUBSTRING] [--rates LIST]
-                           [--out DIR] [--skip-truth] [--skip-cost] [--check] [--report-only] [--short]
+                           [--out DIR] [--skip-truth] [--skip-cost] [--check] [--vm-only] [--report-only] [--short]
 
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
 of its own), the detection truth table and the cost measurements, on this machine's kernel, and
@@ -46,6 +46,8 @@ options:
   --skip-cost      no cost measurements
   --check          fail (exit 1) when a memguard contender does not survive every run or an
                    unguarded one survives
+  --vm-only        only the VM campaign (as --vm), replacing the cgroup v2 survival and truth
+                   table in DIR/benchmarks/results.json, then rewrite the report
   --report-only    measure nothing: rewrite DIR/benchmarks.md and the plots from
                    DIR/benchmarks/results.json (a run's raw data)
   --short          only the short version `cargo xtask test` runs (Python and Rust workers at
@@ -76,6 +78,8 @@ pub struct Options {
     short: bool,
     /// Only rewrite the report from `out/benchmarks/results.json`.
     report_only: bool,
+    /// Only the VM campaign, replacing the cgroup v2 parts of `out/benchmarks/results.json`.
+    vm_only: bool,
 }
 
 fn rates(list: &str) -> Result<Vec<u64>, String> {
@@ -104,6 +108,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         inside_vm: false,
         short: false,
         report_only: false,
+        vm_only: false,
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -122,6 +127,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--inside-vm" => o.inside_vm = true,
             "--short" => o.short = true,
             "--report-only" => o.report_only = true,
+            "--vm-only" => (o.vm, o.vm_only) = (true, true),
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`")),
         }

@@ -120,8 +120,8 @@ fn survival_table(s: &mut String, c: &Value) {
     if c["machine"]["emulation"].as_str().is_some_and(|e| e.contains("TCG")) {
         let _ = writeln!(
             s,
-            "Inside the emulated VM only the contenders marked `in_vm` in `contenders.rs` run (Python, Rust, Go: \
-             the JVM's start-up under TCG would dominate the Java runs), at the rates shown, with the run count \
+            "Inside the emulated VM only the contenders marked `in_vm` in `contenders.rs` run (Python, Rust, C, \
+             Go: the JVM's start-up under TCG would dominate the Java runs; the kubelet-like 10 s poller is left out), at the rates shown, with the run count \
              above: the emulated CPU is 5-10x slower, so a given MiB/s is a much higher load there.\n"
         );
     }
