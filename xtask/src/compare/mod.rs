@@ -153,9 +153,9 @@ pub fn main(args: Vec<String>) -> i32 {
     if opts.inside_vm {
         return inside_vm(&opts);
     }
-    if opts.report_only {
+    if opts.report_only || opts.vm_only {
         let path = opts.out.join("benchmarks/results.json");
-        let results: Value = match std::fs::read_to_string(&path)
+        let mut results: Value = match std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
         {
@@ -165,6 +165,17 @@ pub fn main(args: Vec<String>) -> i32 {
                 return 1;
             }
         };
+        if opts.vm_only {
+            println!("== compare: survival and truth table inside the cgroup v2 VM, {} run(s) per cell", opts.vm_runs);
+            let v = match vm_campaign(&opts, &workspace_root()) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("xtask compare: the VM campaign failed: {e}");
+                    return 1;
+                }
+            };
+            merge_vm(&mut results, &v);
+        }
         return match report::write(&opts.out, &results) {
             Ok(()) => 0,
             Err(e) => {
@@ -270,6 +281,25 @@ pub fn main(args: Vec<String>) -> i32 {
         return 1;
     }
     0
+}
+
+/// Replaces the cgroup v2 parts of `results` with what a VM campaign measured: its survival
+/// campaign if it has cells (`--only` matching nothing measures the truth table alone), its
+/// truth table if any.
+fn merge_vm(results: &mut Value, vm: &Value) {
+    let measured = [
+        ("campaigns", &vm["survival"], vm["survival"]["cells"].as_array().is_some_and(|c| !c.is_empty())),
+        ("truth", &vm["truth"], !vm["truth"].is_null()),
+    ];
+    for (key, new, yes) in measured {
+        if !yes {
+            continue;
+        }
+        if let Some(list) = results[key].as_array_mut() {
+            list.retain(|x| x["machine"]["cgroup"] != "v2");
+            list.push(new.clone());
+        }
+    }
 }
 
 /// The command line that reproduces the native figures.

@@ -26,14 +26,19 @@ const LAYOUTS: &[(&str, &str)] = &[
 ];
 
 /// Mounts this kernel's memory hierarchy inside a new cgroup and mount namespace (as container
-/// runtimes do), then execs the probe.
+/// runtimes do), then execs the probe. Absolute paths: the VM's `PATH` starts with busybox,
+/// whose `unshare` and `mount` lack the options used here.
 fn ns_script(v: Version) -> &'static str {
     match v {
         Version::V1 => {
-            "mount -t tmpfs tmpfs /sys/fs/cgroup && for c in memory cpu cpuacct cpuset pids; do \
-             mkdir /sys/fs/cgroup/$c && mount -t cgroup -o $c $c /sys/fs/cgroup/$c || exit 97; done; exec \"$@\""
+            "/usr/bin/mount -t tmpfs tmpfs /sys/fs/cgroup && for c in memory cpu cpuacct cpuset pids; do \
+             mkdir /sys/fs/cgroup/$c && /usr/bin/mount -t cgroup -o $c $c /sys/fs/cgroup/$c || exit 97; done; \
+             exec \"$@\""
         }
-        Version::V2 => "mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\"",
+        // util-linux refuses to mount cgroup2 where it is already mounted: unmount the host's view first.
+        Version::V2 => {
+            "/usr/bin/umount -l /sys/fs/cgroup && /usr/bin/mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec \"$@\""
+        }
     }
 }
 
@@ -71,13 +76,15 @@ pub fn rows(kit: &Kit, target: &Path) -> Value {
         let run = |argv: &[&str]| -> String {
             let wrap = ["--cgroup", "--mount", "--propagation", "private", "sh", "-c", ns_script(kit.version), "probe"];
             let (prog, args): (&str, Vec<&str>) =
-                if ns { ("unshare", [&wrap[..], argv].concat()) } else { (argv[0], argv[1..].to_vec()) };
+                if ns { ("/usr/bin/unshare", [&wrap[..], argv].concat()) } else { (argv[0], argv[1..].to_vec()) };
             leaf.command(prog, &args)
                 .output()
                 .map(|o| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
                 .unwrap_or_else(|e| format!("error: {e}"))
         };
-        let status: Value = serde_json::from_str(&run(&[&memguard, "status", "--json"])).unwrap_or(Value::Null);
+        let status_out = run(&[&memguard, "status", "--json"]);
+        let status: Value = serde_json::from_str(&status_out).unwrap_or(Value::Null);
+        let probe_error = status.is_null().then(|| status_out.chars().take(300).collect::<String>());
         let jdk = run(&[&java, "-XshowSettings:system", "-version"]);
         let jdk_limit = jdk
             .lines()
@@ -99,7 +106,7 @@ pub fn rows(kit: &Kit, target: &Path) -> Value {
                 .filter_map(|x| x["name"].as_str().map(str::to_owned)).collect::<Vec<_>>()),
             "jdk_limit": jdk_limit, "jdk_max_heap": heap,
             "automemlimit": go_out["gomemlimit"], "automemlimit_error": go_out["error"],
-            "psutil_total": psutil,
+            "psutil_total": psutil, "probe_error": probe_error,
         }));
         drop(chain.into_iter().rev().collect::<Vec<_>>());
     }
