@@ -402,7 +402,7 @@ fn inside_vm(o: &Options) -> i32 {
         }
     }
     let cells = survival::campaign(&kit, &tools, &o.rates, o.runs, &select);
-    let command = format!("cargo xtask compare --vm --vm-runs {} --vm-rates {}", o.runs, rate_list(&o.rates));
+    let command = format!("cargo xtask compare --vm-only --vm-runs {} --vm-rates {}", o.runs, rate_list(&o.rates));
     let mut v = json!({"survival": campaign_json(&machine(Version::V2, true), o.runs, &cells, &command)});
     if o.truth {
         let mut t = truth::rows(&kit, &target);
