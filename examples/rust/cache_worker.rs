@@ -2,7 +2,7 @@
 //! walks into its container's memory limit.
 //!
 //! ```text
-//! cache-worker [--guard] [--total 600M] [--rate 100M] [--entry 1M]
+//! cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M]
 //! ```
 //!
 //! Without `--guard` it caches every response until the OOM killer ends it (exit 137). With
@@ -12,6 +12,10 @@
 //!   evicts its oldest entries;
 //! * every request first reserves its response size from the soft-limit budget; a refusal
 //!   (at Critical, or when the budget is spent) rejects the request instead of allocating.
+//!
+//! With `--on-level` it runs memguard with an `on_level` callback instead (no shedder, no
+//! budget): a rising level evicts the oldest half of the cache, and while the level is Warning
+//! or above the cache replaces entries instead of growing.
 //!
 //! It prints one JSON line when done: requests served and rejected, bytes cached and evicted.
 //! Run it in a limited cgroup, for example (cgroup v2):
@@ -60,6 +64,7 @@ impl Cache {
 
 struct Args {
     guard: bool,
+    on_level: bool,
     total: u64,
     rate: u64,
     entry: usize,
@@ -76,17 +81,20 @@ fn size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { guard: false, total: 600 << 20, rate: 100 << 20, entry: 1 << 20 };
+    let mut a = Args { guard: false, on_level: false, total: 600 << 20, rate: 100 << 20, entry: 1 << 20 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--guard" => a.guard = true,
+            "--on-level" => (a.guard, a.on_level) = (true, true),
             "--total" => a.total = size(&value()?)?,
             "--rate" => a.rate = size(&value()?)?.max(1),
             "--entry" => a.entry = usize::try_from(size(&value()?)?.max(1)).map_err(|e| e.to_string())?,
             "-h" | "--help" => {
-                return Err("usage: cache-worker [--guard] [--total 600M] [--rate 100M] [--entry 1M]".into())
+                return Err(
+                    "usage: cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M]".into()
+                )
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -113,11 +121,24 @@ fn main() -> ExitCode {
         };
         let c = Arc::clone(&cache);
         // Kept for the guard's whole life (dropping the subscription would unregister it).
-        guard
-            .register_shedder("response-cache", 0, move |target| {
-                c.lock().unwrap_or_else(PoisonError::into_inner).evict(target)
-            })
-            .detach();
+        if args.on_level {
+            let entry = args.entry as u64;
+            guard
+                .on_level(move |change, _| {
+                    if change.to > change.from {
+                        let mut c = c.lock().unwrap_or_else(PoisonError::into_inner);
+                        let half = (c.bytes / 2).max(entry);
+                        c.evict(half);
+                    }
+                })
+                .detach();
+        } else {
+            guard
+                .register_shedder("response-cache", 0, move |target| {
+                    c.lock().unwrap_or_else(PoisonError::into_inner).evict(target)
+                })
+                .detach();
+        }
         Some(guard)
     } else {
         None
@@ -127,8 +148,12 @@ fn main() -> ExitCode {
     let (mut served, mut rejected) = (0u64, 0u64);
     let start = Instant::now();
     for key in 0..requests {
-        // Admission control: reserve the response before building it.
-        let reservation = match &guard {
+        if args.on_level && guard.as_ref().is_some_and(|g| g.level() >= memguard::Level::Warning) {
+            // Under pressure the cache replaces entries instead of growing.
+            cache.lock().unwrap_or_else(PoisonError::into_inner).evict(args.entry as u64);
+        }
+        // Admission control (the shedder style): reserve the response before building it.
+        let reservation = match guard.as_ref().filter(|_| !args.on_level) {
             Some(g) => match g.try_reserve(args.entry as u64) {
                 Ok(r) => Some(r),
                 Err(_) => {

@@ -5,9 +5,13 @@
 //! * `cargo xtask fuzz [--minutes N]` — a fuzzing campaign growing the committed corpora.
 //! * `cargo xtask runc` — memguard inside real `runc` containers and Kubernetes-shaped cgroup
 //!   hierarchies on this machine's cgroup version (see `runc/mod.rs`).
+//! * `cargo xtask compare [--runs N] [--vm]` — memguard against polling watchdogs, the JVM's
+//!   thresholds and Go's `automemlimit` on the same kernel; writes `docs/benchmarks.md` (see
+//!   `compare/mod.rs`).
 //! * `cargo xtask vm [options] -- <cmd> [args...]` — run one command inside a throwaway
 //!   `qemu-system-x86_64` guest with a pure cgroup v2 hierarchy (see `vm/mod.rs`).
 
+mod compare;
 mod fuzz_cmd;
 mod runc;
 mod test_cmd;
@@ -25,6 +29,9 @@ commands:
   runc [--matrix-only] [--table] [--only S]
                                   memguard in runc containers and Kubernetes-shaped cgroups
                                   (this machine's cgroup version; needs root and runc)
+  compare [--runs N] [--vm] ...   memguard against the alternatives (survival, detection,
+                                  cost); writes docs/benchmarks.md and its plots
+                                  (`cargo xtask compare --help`)
   vm [options] -- <cmd> [args]    run a command inside a throwaway cgroup v2 VM
                                   (`cargo xtask vm --help` for options)
 ";
@@ -41,6 +48,7 @@ fn main() -> ExitCode {
         "vm" => vm::main(rest),
         "fuzz" => fuzz_cmd::main(rest),
         "runc" => runc::main(rest),
+        "compare" => compare::main(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             0

@@ -115,6 +115,7 @@ pub fn main(args: Vec<String>) -> i32 {
     suites.push(java_suite(&root, skip_vm));
     suites.extend(runc_suites(&root, skip_vm));
     suites.push(soak_suite(&root));
+    suites.push(compare_suite());
     suites.push(checked_concurrency_suite(&root));
     suites.push(fuzz_suite(&root, fuzz, fuzz_secs));
     suites.push(lint_suite(&root));
@@ -664,6 +665,41 @@ fn parse_surefire_summary(line: &str) -> Option<(u64, u64, u64)> {
     }
     let (run, failures, errors, skipped) = (n[0], n[1], n[2], n[3]);
     Some((run.saturating_sub(failures + errors + skipped), failures + errors, skipped))
+}
+
+// ------------------------------------------------------------------ compare ----
+
+/// `cargo xtask compare`, short: Python and Rust workers at full speed toward a 256 MiB v1
+/// limit, 2 runs each (about 5 s once built): every memguard worker survives, every unguarded one is
+/// OOM-killed (the Dask-like poller is run, not judged). A worker that cannot run is skipped
+/// locally, a failure in CI.
+fn compare_suite() -> Suite {
+    let mut suite = Suite { name: "compare (short)", ..Suite::default() };
+    banner("compare (short): unguarded, Dask-like and memguard workers at full speed, 2 runs each");
+    let start = Instant::now();
+    let outcome = crate::compare::short();
+    suite.secs = start.elapsed().as_secs_f64();
+    match outcome {
+        Err(why) => {
+            suite.unavailable = true;
+            suite.remark = Some(why);
+        }
+        Ok(o) => {
+            suite.passed = o.passed;
+            suite.failed = o.failures.len() as u64;
+            suite.skipped = o.not_run.len() as u64;
+            if in_ci() && !o.not_run.is_empty() {
+                suite.failed += suite.skipped;
+                suite.skipped = 0;
+                suite.failures.extend(o.not_run.iter().map(|n| format!("not run in CI: {n}")));
+            }
+            suite.failures.extend(o.failures);
+            if !o.not_run.is_empty() {
+                suite.remark = Some(format!("not run: {}", o.not_run.join("; ")));
+            }
+        }
+    }
+    suite
 }
 
 // ------------------------------------------------------- model check & miri ----

@@ -9,7 +9,9 @@ growing. ``--guard clear``: what a new user writes first — an ``on_level`` cal
 cache whenever the level rises, and nothing else (memory regrows at full speed afterwards);
 ``--handler-delay-ms`` makes that callback work that long before it frees anything, and
 ``--no-predict`` turns memguard's predictive warning off (fraction thresholds only).
-``--guard none``: the unguarded twin, which the OOM killer ends.
+``--guard none``: the unguarded twin, which the OOM killer ends. ``--guard dask|ray|kubelet``: the
+``on_level`` variant with memguard replaced by a polling watchdog built like Dask's, Ray's or the
+kubelet's (``pollers.py``): the same handler, only detection differs (``cargo xtask compare``).
 
 Prints one JSON line when done.
 """
@@ -28,7 +30,7 @@ MIB = 1 << 20
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--guard", choices=["none", "shedder", "on_level", "clear"], default="none")
+    p.add_argument("--guard", choices=["none", "shedder", "on_level", "clear", "dask", "ray", "kubelet"], default="none")
     p.add_argument("--step", type=float, default=2.0, help="MiB per request")
     p.add_argument("--total", type=float, default=384.0, help="MiB requested in all")
     p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
@@ -52,7 +54,12 @@ def main() -> int:
 
     guard = None
     start = time.monotonic()
-    if a.guard != "none":
+    polled = a.guard in ("dask", "ray", "kubelet")
+    if polled:
+        from pollers import Poller
+
+        guard = Poller(a.guard)
+    elif a.guard != "none":
         import memguard
 
         guard = memguard.Guard(horizon=(0.0, 0.0)) if a.no_predict else memguard.Guard()
@@ -74,17 +81,17 @@ def main() -> int:
                         time.sleep(a.handler_delay_ms / 1000.0)  # work before anything is freed
                     evict(1 << 62)
 
-        else:
+    if a.guard == "on_level" or polled:
 
-            @guard.on_level
-            def shed(change: "memguard.LevelChange") -> None:
-                state["level_events"] += 1
-                if change.rising:
-                    evict(max(state["cached"] // 2, step))
+        @guard.on_level
+        def shed(change: "memguard.LevelChange") -> None:
+            state["level_events"] += 1
+            if change.rising:
+                evict(max(state["cached"] // 2, step))
 
     n = int(a.total * MIB) // step
     for i in range(n):
-        if guard is not None and a.guard == "on_level" and guard.level() >= memguard.Level.WARNING:
+        if (a.guard == "on_level" or polled) and guard.level() >= (1 if polled else memguard.Level.WARNING):
             evict(step)  # under pressure the cache replaces entries instead of growing
         reservation = guard.try_reserve(step) if guard is not None and a.guard == "shedder" else None
         if guard is not None and a.guard == "shedder" and reservation is None:
@@ -105,7 +112,10 @@ def main() -> int:
         if wait > 0:
             time.sleep(wait)
     out = dict(state, seconds=round(time.monotonic() - start, 3), guard=a.guard)
-    if guard is not None:
+    if polled:
+        out.update(polls=guard.polls, limit_bytes=guard.limit)
+        guard.close()
+    elif guard is not None:
         snap = guard.snapshot()
         out.update(
             level=str(snap.level),

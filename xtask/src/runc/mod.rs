@@ -60,11 +60,11 @@ impl Env {
     }
 }
 
-fn in_ci() -> bool {
+pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map_or(manifest.clone(), Path::to_path_buf)
 }
@@ -94,7 +94,7 @@ fn prepare() -> Result<Env, String> {
         binds.push(target.clone());
     }
     let python = python_setup(&root);
-    let c_worker = c_worker(&root, &target);
+    let c_worker = c_worker(&root, &target.join("debug"), &target.join("runc/cache_worker_c"));
     let java = java_setup(&root, &target);
     // Run the Rust worker once here, so that the page cache of its text is charged to this
     // process's cgroup: charged to the first container that runs it instead, that text is
@@ -132,8 +132,8 @@ fn prepare() -> Result<Env, String> {
 /// the jar and the test classes `memguard-jni/run-tests.sh` built (the Java suite runs before
 /// this one), the JNI library named by `memguard.native.path` (the containers' root is
 /// read-only: nothing to extract to), no perf-data file.
-fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
-    let java = std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into());
+pub fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
+    let java = jdk17();
     let jar = root.join("memguard-jni/target/memguard.jar");
     let classes = root.join("memguard-jni/target/test-classes");
     let lib = target.join("release/libmemguard_jni.so");
@@ -158,16 +158,20 @@ fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
     ])
 }
 
+/// OpenJDK 17's `java` (`JDK17`, else Debian's path).
+pub fn jdk17() -> String {
+    std::env::var("JDK17").unwrap_or_else(|_| "/usr/lib/jvm/java-17-openjdk-amd64/bin/java".into())
+}
+
 /// The C cache worker (`examples/c/cache_worker.c`) linked against the C library built by
-/// `cargo build -p memguard-ffi` (`target/debug/libmemguard_ffi.so`, found through an rpath),
-/// compiled into `target/runc/` when missing or older than its inputs. Inside the VM (a
-/// read-only host tree) the host's build is used as is.
-fn c_worker(root: &Path, target: &Path) -> Result<PathBuf, String> {
-    let lib_dir = target.join("debug");
+/// `cargo build -p memguard-ffi` (`lib_dir/libmemguard_ffi.so`, e.g. `target/debug`, found
+/// through an rpath), compiled into `exe` when missing or older than its inputs. Inside the VM
+/// (a read-only host tree) the host's build is used as is.
+pub fn c_worker(root: &Path, lib_dir: &Path, exe: &Path) -> Result<PathBuf, String> {
     let lib = lib_dir.join("libmemguard_ffi.so");
     let src = root.join("examples/c/cache_worker.c");
     let header = root.join("memguard-ffi/include/memguard.h");
-    let exe = target.join("runc/cache_worker_c");
+    let exe = exe.to_path_buf();
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if !lib.is_file() {
         return Err(format!("{} is not built (cargo build -p memguard-ffi --lib)", lib.display()));
@@ -176,13 +180,15 @@ fn c_worker(root: &Path, target: &Path) -> Result<PathBuf, String> {
     if fresh || std::env::var_os("MEMGUARD_IN_VM").is_some() {
         return if exe.is_file() { Ok(exe) } else { Err(format!("{} was not built on the host", exe.display())) };
     }
-    std::fs::create_dir_all(target.join("runc")).map_err(|e| format!("mkdir target/runc: {e}"))?;
+    if let Some(dir) = exe.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    }
     let out = Command::new("cc")
         .args(["-std=c11", "-O1", "-I"])
         .arg(root.join("memguard-ffi/include"))
         .arg(&src)
         .arg("-L")
-        .arg(&lib_dir)
+        .arg(lib_dir)
         .arg("-lmemguard_ffi")
         .arg("-lpthread")
         .arg(format!("-Wl,-rpath,{}", lib_dir.display()))
@@ -197,12 +203,13 @@ fn c_worker(root: &Path, target: &Path) -> Result<PathBuf, String> {
     }
 }
 
-fn python_exe() -> String {
+/// The Python interpreter the suites use (`MEMGUARD_TEST_PYTHON`, else `python3`).
+pub fn python_exe() -> String {
     std::env::var("MEMGUARD_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 /// The interpreter (resolved past pyenv shims) and the worker, if `import memguard` works.
-fn python_setup(root: &Path) -> Result<(String, String), String> {
+pub fn python_setup(root: &Path) -> Result<(String, String), String> {
     let out = Command::new(python_exe())
         .args(["-c", "import sys, memguard; print(sys.executable)"])
         .output()

@@ -21,9 +21,13 @@ import javax.management.NotificationEmitter;
  *   <li>{@code mxbean}: the JVM's own API — a usage threshold at 80% on every heap pool that
  *       supports one, whose notification clears the cache (prints {@code MXBEAN_FIRED});</li>
  *   <li>{@code memguard}: a shedder evicting the oldest buffers, and the budget: each request
- *       reserves its 4 MiB first and is refused (a 503) when the budget says no.</li>
+ *       reserves its 4 MiB first and is refused (a 503) when the budget says no;</li>
+ *   <li>{@code memguard-level}: a level listener that evicts the oldest half of the cache when the
+ *       level rises, and while the level is Warning or above the cache replaces entries instead
+ *       of growing (the {@code on_level} style of the other languages' workers).</li>
  * </ul>
  *
+ * <p>Arguments: {@code MODE REQUESTS [MIB_PER_SECOND]} (no rate, or 0: 1 ms between requests).
  * Prints {@code SURVIVED ...} when every request was served or refused.
  */
 public final class DirectCacheService {
@@ -50,7 +54,12 @@ public final class DirectCacheService {
     }
 
     void put() {
-        ByteBuffer b = ByteBuffer.allocateDirect(CHUNK);
+        put(null);
+    }
+
+    /** Caches a new entry, in {@code reuse} when given (an evicted entry's buffer). */
+    void put(ByteBuffer reuse) {
+        ByteBuffer b = reuse != null ? reuse : ByteBuffer.allocateDirect(CHUNK);
         for (int i = 0; i < CHUNK; i += 4096) {
             b.put(i, (byte) 1); // touch: the kernel charges the page now
         }
@@ -62,6 +71,8 @@ public final class DirectCacheService {
     public static void main(String[] args) throws Exception {
         String mode = args[0];
         int requests = Integer.parseInt(args[1]);
+        double rate = args.length > 2 ? Double.parseDouble(args[2]) : 0;
+        long start = System.nanoTime();
         DirectCacheService svc = new DirectCacheService();
         AtomicBoolean fired = new AtomicBoolean();
         MemGuard guard = null;
@@ -89,13 +100,39 @@ public final class DirectCacheService {
             System.out.print(guard.jvm().report());
             guard.registerShedder("direct-cache", 0, svc::evict);
             guard.addLevelListener(c -> System.out.println("LEVEL " + c.from() + " -> " + c.to()));
+        } else if (mode.equals("memguard-level")) {
+            guard = MemGuard.builder().start();
+            guard.addLevelListener(c -> {
+                if (c.rising()) {
+                    long cached;
+                    synchronized (svc.cache) {
+                        cached = (long) svc.cache.size() * CHUNK;
+                    }
+                    svc.evict(Math.max(cached / 2, CHUNK));
+                    // A direct buffer's memory returns when the GC collects the buffer: without
+                    // this, the evicted half stays charged (the shedder path does it for you).
+                    System.gc();
+                }
+            });
         }
+        boolean levelStyle = mode.equals("memguard-level");
         System.out.println("STARTED " + mode);
         System.out.flush();
         long served = 0;
         long refused = 0;
         for (int i = 0; i < requests; i++) {
-            if (guard != null) {
+            if (levelStyle) {
+                ByteBuffer reuse = null;
+                if (guard.level().compareTo(Level.WARNING) >= 0) {
+                    // Under pressure the cache replaces entries instead of growing: the oldest
+                    // entry's buffer is reused (dropped, it would stay charged until a GC).
+                    synchronized (svc.cache) {
+                        reuse = svc.cache.pollFirst();
+                    }
+                }
+                svc.put(reuse);
+                served++;
+            } else if (guard != null) {
                 try (Reservation r = guard.reserve(CHUNK)) {
                     svc.put();
                     served++;
@@ -107,7 +144,15 @@ public final class DirectCacheService {
                 svc.put();
                 served++;
             }
-            Thread.sleep(1);
+            if (rate > 0) {
+                long due = start + (long) ((i + 1) * (CHUNK / (double) (1 << 20)) / rate * 1e9);
+                long wait = due - System.nanoTime();
+                if (wait > 0) {
+                    Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
+                }
+            } else {
+                Thread.sleep(1);
+            }
         }
         String gc = "";
         if (guard != null) {

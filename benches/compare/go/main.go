@@ -1,0 +1,67 @@
+// Command automemlimit-worker is the Go contender of `cargo xtask compare`: the same growing
+// cache as the other languages' workers (4 MiB entries at --rate MiB/s up to --total MiB), with
+// the real github.com/KimMachineGun/automemlimit module setting GOMEMLIMIT to 90% of the cgroup
+// limit at start. GOMEMLIMIT makes the garbage collector run harder near the limit; it cannot
+// free a cache the program still references, so the worker dies at the limit like the unguarded
+// one, after more GC work.
+//
+//	automemlimit-worker [--total 384] [--rate 256] [--step 4]
+//	automemlimit-worker --print-limit   # what automemlimit computes here, as JSON
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/KimMachineGun/automemlimit/memlimit"
+)
+
+func main() {
+	total := flag.Float64("total", 384, "MiB requested in all")
+	rate := flag.Float64("rate", 256, "MiB/s")
+	step := flag.Float64("step", 4, "MiB per request")
+	printLimit := flag.Bool("print-limit", false, "print what automemlimit computes and exit")
+	flag.Parse()
+
+	limit, err := memlimit.Set(
+		memlimit.WithRatio(0.9),
+		memlimit.WithProvider(memlimit.FromCgroup),
+	)
+	if *printLimit {
+		out := map[string]any{"gomemlimit": limit, "error": nil}
+		if err != nil {
+			out["error"] = err.Error()
+		}
+		_ = json.NewEncoder(os.Stdout).Encode(out)
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "automemlimit: %v\n", err)
+	}
+	size := int(*step * (1 << 20))
+	n := int(*total * (1 << 20)) / size
+	cache := make([][]byte, 0, n)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		v := make([]byte, size)
+		for j := 0; j < size; j += 4096 {
+			v[j] = byte(i%251 + 1) // touch every page
+		}
+		cache = append(cache, v) // a live cache: nothing for the GC to free
+		due := time.Duration(float64(i+1) * *step / *rate * float64(time.Second))
+		if wait := due - time.Since(start); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	_ = json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"served": n, "cached": len(cache) * size, "gomemlimit": debug.SetMemoryLimit(-1),
+		"num_gc": ms.NumGC, "seconds": time.Since(start).Seconds(),
+	})
+}

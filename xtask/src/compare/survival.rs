@@ -1,0 +1,199 @@
+//! The survival campaign: every contender's worker in its own fresh cgroup limited to 256 MiB,
+//! at every rate, `runs` times; what the kernel says afterwards (OOM kills, peak usage).
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::contenders::{Contender, Expect, Tools, CONTENDERS};
+use crate::runc::cgroup::{Kit, TestCgroup, Version};
+
+/// The limit every worker runs under.
+pub const LIMIT: u64 = 256 << 20;
+/// A run that takes longer is killed and counted as not surviving.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// One run's outcome.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub exit: i32,
+    pub oom_kills: u64,
+    pub peak: u64,
+    pub secs: f64,
+    /// The worker's last stdout line (its JSON report, or the Java worker's `SURVIVED ...`).
+    pub report: String,
+}
+
+impl Run {
+    pub fn survived(&self) -> bool {
+        self.exit == 0 && self.oom_kills == 0
+    }
+}
+
+/// One contender at one rate: its runs, or why it could not run.
+pub struct Cell {
+    pub contender: &'static Contender,
+    pub rate: u64,
+    pub runs: Result<Vec<Run>, String>,
+}
+
+impl Cell {
+    pub fn survivors(&self) -> usize {
+        self.runs.as_ref().map_or(0, |r| r.iter().filter(|r| r.survived()).count())
+    }
+
+    /// Does the cell contradict the contender's [`Expect`]? `None` when it holds.
+    pub fn violation(&self) -> Option<String> {
+        let runs = match &self.runs {
+            Ok(r) => r,
+            Err(why) => return Some(format!("not run: {why}")),
+        };
+        let (ok, n) = (self.survivors(), runs.len());
+        match self.contender.expect {
+            Expect::Survive if ok < n => Some(format!("survived {ok}/{n}, expected every run")),
+            Expect::Die if ok > 0 => Some(format!("survived {ok}/{n}, expected the OOM killer every run")),
+            _ => None,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let runs = match &self.runs {
+            Ok(r) => r
+                .iter()
+                .map(|r| {
+                    json!({"exit": r.exit, "oom_kills": r.oom_kills, "peak": r.peak, "secs": r.secs,
+                           "survived": r.survived(), "report": r.report})
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        json!({
+            "id": self.contender.id, "lang": self.contender.lang, "detection": self.contender.detection,
+            "reaction": self.contender.reaction, "rate": self.rate,
+            "not_run": self.runs.as_ref().err(), "runs": runs,
+        })
+    }
+}
+
+/// Runs every selected contender at every rate, `runs` times each, interleaved run by run (so a
+/// burst of load on this shared machine spreads over all cells instead of spoiling one).
+pub fn campaign(kit: &Kit, tools: &Tools, rates: &[u64], runs: u32, select: &dyn Fn(&Contender) -> bool) -> Vec<Cell> {
+    let mut cells: Vec<Cell> = Vec::new();
+    for c in CONTENDERS.iter().filter(|c| select(c)) {
+        for &rate in rates {
+            let runs = (c.argv)(tools, rate).map(|_| Vec::new());
+            cells.push(Cell { contender: c, rate, runs });
+        }
+    }
+    for i in 0..runs {
+        for cell in &mut cells {
+            let Ok(argv) = (cell.contender.argv)(tools, cell.rate) else { continue };
+            let run = one_run(kit, &argv);
+            let line = match &run {
+                Ok(r) => format!(
+                    "{} exit {} oom_kill {} peak {:.2} of the limit, {:.2} s",
+                    if r.survived() { "survived" } else { "died" },
+                    r.exit,
+                    r.oom_kills,
+                    r.peak as f64 / LIMIT as f64,
+                    r.secs
+                ),
+                Err(e) => format!("harness error: {e}"),
+            };
+            println!("  run {}/{runs} {} @ {}: {line}", i + 1, cell.contender.id, rate_name(cell.rate));
+            match (run, &mut cell.runs) {
+                (Ok(r), Ok(v)) => v.push(r),
+                (Err(e), slot) => *slot = Err(e),
+                (Ok(_), Err(_)) => {}
+            }
+        }
+    }
+    cells
+}
+
+/// `64 MiB/s`, or `full speed`.
+pub fn rate_name(rate: u64) -> String {
+    if rate >= super::contenders::FULL_SPEED {
+        "full speed".to_owned()
+    } else {
+        format!("{rate} MiB/s")
+    }
+}
+
+/// One worker in a fresh cgroup limited to [`LIMIT`].
+fn one_run(kit: &Kit, argv: &[String]) -> Result<Run, String> {
+    let cg = kit.cgroup("compare");
+    cg.set_limit(LIMIT);
+    if kit.version == Version::V2 {
+        cg.write("memory.swap.max", "0");
+    }
+    let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let mut child = cg
+        .command(&argv[0], &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", argv[0]))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break Some(st);
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let secs = start.elapsed().as_secs_f64();
+    let out = reader.join().unwrap_or_default();
+    let exit = match status {
+        Some(st) => {
+            use std::os::unix::process::ExitStatusExt;
+            st.code().unwrap_or_else(|| 128 + st.signal().unwrap_or(0))
+        }
+        None => 124,
+    };
+    Ok(Run {
+        exit,
+        oom_kills: oom_kills(&cg, kit.version),
+        peak: peak(&cg, kit.version),
+        secs,
+        report: out.lines().last().unwrap_or("").chars().take(400).collect(),
+    })
+}
+
+fn read(cg: &TestCgroup, file: &str) -> String {
+    std::fs::read_to_string(cg.dir().join(file)).unwrap_or_default()
+}
+
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The kernel's OOM-kill counter of the cgroup.
+fn oom_kills(cg: &TestCgroup, v: Version) -> u64 {
+    match v {
+        Version::V1 => keyed(&read(cg, "memory.oom_control"), "oom_kill"),
+        Version::V2 => keyed(&read(cg, "memory.events"), "oom_kill"),
+    }
+    .unwrap_or(0)
+}
+
+/// The cgroup's peak usage (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`).
+fn peak(cg: &TestCgroup, v: Version) -> u64 {
+    let f = match v {
+        Version::V1 => "memory.max_usage_in_bytes",
+        Version::V2 => "memory.peak",
+    };
+    read(cg, f).trim().parse().unwrap_or(0)
+}
