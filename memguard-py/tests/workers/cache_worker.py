@@ -13,6 +13,9 @@ cache whenever the level rises, and nothing else (memory regrows at full speed a
 ``on_level`` variant with memguard replaced by a polling watchdog built like Dask's, Ray's or the
 kubelet's (``pollers.py``): the same handler, only detection differs (``cargo xtask compare``).
 
+``--events`` prints ``EVENT level <from>-><to>`` and ``EVENT shed <bytes>`` lines on stderr as they
+happen (``cargo xtask compare --timeline`` timestamps them).
+
 Prints one JSON line when done.
 """
 
@@ -36,7 +39,12 @@ def main() -> int:
     p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
     p.add_argument("--handler-delay-ms", type=float, default=0.0, help="the on_level handler works this long before freeing")
     p.add_argument("--no-predict", action="store_true", help="disable predictive warning (horizon 0)")
+    p.add_argument("--events", action="store_true", help="EVENT lines on stderr (level changes, sheds)")
     a = p.parse_args()
+
+    def event(text: str) -> None:
+        if a.events:
+            print(f"EVENT {text}", file=sys.stderr, flush=True)
     step = int(a.step * MIB)
     lock = threading.Lock()
     cache: "OrderedDict[int, bytes]" = OrderedDict()
@@ -52,6 +60,12 @@ def main() -> int:
             state["evicted"] += freed
         return freed
 
+    def shed(target: int) -> int:
+        """Evict for a handler or a shedder (not the per-request replacement): a shed point."""
+        freed = evict(target)
+        event(f"shed {freed}")
+        return freed
+
     guard = None
     start = time.monotonic()
     polled = a.guard in ("dask", "ray", "kubelet")
@@ -64,7 +78,7 @@ def main() -> int:
 
         guard = memguard.Guard(horizon=(0.0, 0.0)) if a.no_predict else memguard.Guard()
         if a.guard == "shedder":
-            guard.register_shedder("dict-cache", evict)
+            guard.register_shedder("dict-cache", shed)
         elif a.guard == "clear":
 
             @guard.on_level
@@ -79,15 +93,21 @@ def main() -> int:
                 if change.rising:
                     if a.handler_delay_ms:
                         time.sleep(a.handler_delay_ms / 1000.0)  # work before anything is freed
-                    evict(1 << 62)
+                    shed(1 << 62)
 
     if a.guard == "on_level" or polled:
 
         @guard.on_level
-        def shed(change: "memguard.LevelChange") -> None:
+        def halve(change: "memguard.LevelChange") -> None:
             state["level_events"] += 1
             if change.rising:
-                evict(max(state["cached"] // 2, step))
+                shed(max(state["cached"] // 2, step))
+
+    if guard is not None and a.events:
+
+        @guard.on_level
+        def trace(change: "memguard.LevelChange") -> None:
+            event(f"level {int(change.previous)}->{int(change.current)}")
 
     n = int(a.total * MIB) // step
     for i in range(n):

@@ -50,6 +50,11 @@ options:
                    table in DIR/benchmarks/results.json, then rewrite the report
   --report-only    measure nothing: rewrite DIR/benchmarks.md and the plots from
                    DIR/benchmarks/results.json (a run's raw data)
+  --timeline       only the memory-over-time picture: one traced run of each Python contender
+                   (unguarded, the three pollers, memguard on_level and shedder) at each of
+                   --rates natively (and --vm-rates in the VM with --vm): the cgroup's usage every
+                   2 ms, the worker's level changes and shed points; added to
+                   DIR/benchmarks/results.json, then the report is rewritten
   --short          only the short version `cargo xtask test` runs (Python and Rust workers at
                    full speed, 2 runs each, checked as --check; report in a temporary directory)
   -h, --help       this help
@@ -61,6 +66,7 @@ installed with pip when missing. A contender whose worker cannot be built is rep
 ";
 
 /// Parsed command line.
+#[derive(Clone)]
 pub struct Options {
     runs: u32,
     vm: bool,
@@ -80,6 +86,9 @@ pub struct Options {
     report_only: bool,
     /// Only the VM campaign, replacing the cgroup v2 parts of `out/benchmarks/results.json`.
     vm_only: bool,
+    /// Only the memory-over-time runs (natively, and in the VM with `--vm`), added to
+    /// `out/benchmarks/results.json`.
+    timeline: bool,
 }
 
 fn rates(list: &str) -> Result<Vec<u64>, String> {
@@ -109,6 +118,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         short: false,
         report_only: false,
         vm_only: false,
+        timeline: false,
     };
     let mut it = args.into_iter();
     while let Some(a) = it.next() {
@@ -128,6 +138,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--short" => o.short = true,
             "--report-only" => o.report_only = true,
             "--vm-only" => (o.vm, o.vm_only) = (true, true),
+            "--timeline" => o.timeline = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -153,7 +164,7 @@ pub fn main(args: Vec<String>) -> i32 {
     if opts.inside_vm {
         return inside_vm(&opts);
     }
-    if opts.report_only || opts.vm_only {
+    if opts.report_only || opts.vm_only || opts.timeline {
         let path = opts.out.join("benchmarks/results.json");
         let mut results: Value = match std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
@@ -175,6 +186,15 @@ pub fn main(args: Vec<String>) -> i32 {
                 }
             };
             merge_vm(&mut results, &v);
+        }
+        if opts.timeline {
+            match timelines(&opts) {
+                Ok(t) => results["timelines"] = Value::Array(t),
+                Err(e) => {
+                    eprintln!("xtask compare --timeline: {e}");
+                    return 1;
+                }
+            }
         }
         return match report::write(&opts.out, &results) {
             Ok(()) => 0,
@@ -363,6 +383,9 @@ fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
     if !o.truth {
         command.push("--skip-truth".into());
     }
+    if o.timeline {
+        command.push("--timeline".into());
+    }
     let mut opts = vm::VmOptions::new(command);
     opts.cwd = root.to_path_buf();
     opts.out_dir = Some(out_dir.clone());
@@ -374,6 +397,35 @@ fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(out_dir.join("survival.json"))
         .map_err(|e| format!("the VM wrote no survival.json (exit {}): {e}", outcome.exit_code))?;
     serde_json::from_str(&text).map_err(|e| format!("survival.json: {e}"))
+}
+
+/// The memory-over-time runs: natively at `--rates`, and in the VM at `--vm-rates` with `--vm`;
+/// one JSON object per cgroup version (machine, command, series).
+fn timelines(o: &Options) -> Result<Vec<Value>, String> {
+    let root = workspace_root();
+    let target = contenders::target_dir(&root);
+    let kit =
+        Kit::v1().or_else(|v1| Kit::v2().map_err(|v2| format!("no writable memory cgroup: v1: {v1}; v2: {v2}")))?;
+    println!("== compare: memory over time (cgroup {})", version_name(kit.version));
+    let tools = contenders::prepare(&root, &target, true);
+    let select = |c: &Contender| o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str()));
+    let mut command = format!("cargo xtask compare --timeline --rates {}", rate_list(&o.rates));
+    if o.vm {
+        command.push_str(&format!(" --vm --vm-rates {}", rate_list(&o.vm_rates)));
+    }
+    let mut out = vec![json!({
+        "machine": machine(kit.version, false), "command": command, "limit": survival::LIMIT,
+        "series": survival::timeline(&kit, &tools, &o.rates, &select),
+    })];
+    if o.vm {
+        println!("== compare: memory over time inside the cgroup v2 VM");
+        let vm_opts = Options { truth: false, ..o.clone() };
+        let v = vm_campaign(&vm_opts, &root)?;
+        let mut t = v["timeline"].clone();
+        t["command"] = Value::String(command);
+        out.push(t);
+    }
+    Ok(out)
 }
 
 /// Inside the VM: the survival campaign of the `in_vm` contenders on cgroup v2, written as JSON
@@ -400,6 +452,20 @@ fn inside_vm(o: &Options) -> i32 {
             }
             let _ = Command::new(&small[0]).args(&small[1..]).output();
         }
+    }
+    if o.timeline {
+        let v = json!({"timeline": {
+            "machine": machine(Version::V2, true), "limit": survival::LIMIT,
+            "series": survival::timeline(&kit, &tools, &o.rates, &select),
+        }});
+        let out = std::env::var_os("MEMGUARD_VM_OUT").map_or_else(|| PathBuf::from("/mnt/out"), PathBuf::from);
+        return match std::fs::write(out.join("survival.json"), v.to_string()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("compare --inside-vm: write survival.json: {e}");
+                1
+            }
+        };
     }
     let cells = survival::campaign(&kit, &tools, &o.rates, o.runs, &select);
     let command = format!("cargo xtask compare --vm-only --vm-runs {} --vm-rates {}", o.runs, rate_list(&o.rates));

@@ -1,7 +1,7 @@
 //! The survival campaign: every contender's worker in its own fresh cgroup limited to 256 MiB,
 //! at every rate, `runs` times; what the kernel says afterwards (OOM kills, peak usage).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -122,8 +122,33 @@ pub fn rate_name(rate: u64) -> String {
     }
 }
 
+/// What happened over one run, for the memory-over-time picture: the cgroup's usage every
+/// [`TRACE_EVERY`] and the worker's `EVENT ...` lines (`level 0->1`, `shed <bytes>`), each with
+/// its seconds since the worker was spawned.
+#[derive(Debug, Clone, Default)]
+pub struct Trace {
+    pub usage: Vec<(f64, u64)>,
+    pub events: Vec<(f64, String)>,
+}
+
+/// The usage sampling period of a traced run.
+const TRACE_EVERY: Duration = Duration::from_millis(2);
+
 /// One worker in a fresh cgroup limited to [`LIMIT`].
 fn one_run(kit: &Kit, argv: &[String]) -> Result<Run, String> {
+    run_in_cgroup(kit, argv, None)
+}
+
+/// [`one_run`] with its [`Trace`] (the worker is asked for its events with `--events`).
+pub fn traced_run(kit: &Kit, argv: &[String]) -> Result<(Run, Trace), String> {
+    let mut trace = Trace::default();
+    let mut argv = argv.to_vec();
+    argv.push("--events".into());
+    let run = run_in_cgroup(kit, &argv, Some(&mut trace))?;
+    Ok((run, trace))
+}
+
+fn run_in_cgroup(kit: &Kit, argv: &[String], mut trace: Option<&mut Trace>) -> Result<Run, String> {
     let cg = kit.cgroup("compare");
     cg.set_limit(LIMIT);
     if kit.version == Version::V2 {
@@ -134,9 +159,23 @@ fn one_run(kit: &Kit, argv: &[String]) -> Result<Run, String> {
     let mut child = cg
         .command(&argv[0], &args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if trace.is_some() { Stdio::piped() } else { Stdio::null() })
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", argv[0]))?;
+    // Events are timestamped as they arrive (the worker flushes each line).
+    let events = child.stderr.take().map(|err| {
+        std::thread::spawn(move || {
+            BufReader::new(err)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|l| l.strip_prefix("EVENT ").map(|e| (start.elapsed().as_secs_f64(), e.to_owned())))
+                .collect::<Vec<_>>()
+        })
+    });
+    let usage_file = cg.dir().join(match kit.version {
+        Version::V1 => "memory.usage_in_bytes",
+        Version::V2 => "memory.current",
+    });
     let mut stdout = child.stdout.take().ok_or("no stdout")?;
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -152,8 +191,18 @@ fn one_run(kit: &Kit, argv: &[String]) -> Result<Run, String> {
             let _ = child.wait();
             break None;
         }
-        std::thread::sleep(Duration::from_millis(5));
+        if let Some(t) = trace.as_deref_mut() {
+            if let Some(bytes) = std::fs::read_to_string(&usage_file).ok().and_then(|s| s.trim().parse().ok()) {
+                t.usage.push((start.elapsed().as_secs_f64(), bytes));
+            }
+            std::thread::sleep(TRACE_EVERY);
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     };
+    if let (Some(t), Some(events)) = (trace, events) {
+        t.events = events.join().unwrap_or_default();
+    }
     let secs = start.elapsed().as_secs_f64();
     let out = reader.join().unwrap_or_default();
     let exit = match status {
@@ -196,4 +245,38 @@ fn peak(cg: &TestCgroup, v: Version) -> u64 {
         Version::V2 => "memory.peak",
     };
     read(cg, f).trim().parse().unwrap_or(0)
+}
+
+/// The contenders of the memory-over-time picture: the Python worker under every kind of
+/// watchdog (one language, so that only detection differs).
+pub const TIMELINE: &[&str] =
+    &["py-unguarded", "py-kubelet-like", "py-ray-like", "py-dask-like", "py-memguard-level", "py-memguard-shedder"];
+
+/// One traced run of each [`TIMELINE`] contender `select` keeps, at each rate: the cgroup's
+/// usage over time, the worker's level changes and shed points, and how it ended.
+pub fn timeline(kit: &Kit, tools: &Tools, rates: &[u64], select: &dyn Fn(&Contender) -> bool) -> Vec<Value> {
+    let mut series = Vec::new();
+    for &rate in rates {
+        for id in TIMELINE {
+            let Some(c) = CONTENDERS.iter().find(|c| c.id == *id).filter(|c| select(c)) else { continue };
+            let Ok(argv) = (c.argv)(tools, rate) else { continue };
+            match traced_run(kit, &argv) {
+                Ok((run, trace)) => {
+                    println!(
+                        "  timeline {id} @ {}: {}, {} usage samples, {} events",
+                        rate_name(rate),
+                        if run.survived() { "survived" } else { "died" },
+                        trace.usage.len(),
+                        trace.events.len()
+                    );
+                    series.push(json!({
+                        "id": id, "rate": rate, "exit": run.exit, "oom_kills": run.oom_kills,
+                        "survived": run.survived(), "usage": trace.usage, "events": trace.events,
+                    }));
+                }
+                Err(e) => println!("  timeline {id} @ {}: harness error: {e}", rate_name(rate)),
+            }
+        }
+    }
+    series
 }
