@@ -81,7 +81,11 @@
 //! early (found and checked by the model-checking tests, `budget/model_check.rs`).
 //!
 //! A guard's watcher samples at least every 50 ms while reservations are being released (and
-//! at its usual pace otherwise), so released bytes settle within about that long.
+//! at its usual pace otherwise), so released bytes settle within about that long: the first
+//! release after a sample asks the watcher for the next one within those 50 ms, and a request
+//! refused while released bytes are settling asks for one at once (at most one such sample
+//! every 2 ms). A service that reserves and releases per request therefore runs out of room
+//! only for what it really holds, not for the churn of the last idle sampling interval.
 //!
 //! [`set_usage`](Budget::set_usage) does both steps at once: for a standalone budget (an
 //! application's unit tests, a custom feed), pass a value read *after* the releases it should
@@ -128,7 +132,10 @@
 //!
 //! # Accounting guarantees
 //! * `try_reserve` never blocks, never makes a syscall and never allocates on success, except
-//!   on a thread's first use of a budget (it registers the thread's stock).
+//!   on a thread's first use of a budget (it registers the thread's stock). In a guard's
+//!   budget, the first release after each usage sample and a refusal while released bytes are
+//!   settling each wake the guard's watcher (one `eventfd` write, at most once per sample; see
+//!   "Settling").
 //! * A [`Reservation`] returns its bytes exactly once — when dropped or
 //!   [`release`](Reservation::release)d — and only ever moves what it added, so no total can
 //!   go negative or leak, whatever the order of drops across threads. (Forgetting a
@@ -165,7 +172,7 @@ pub use stock::STOCK_CAP_BYTES;
 pub use sub::SubBudget;
 
 use crate::sync::atomic::{
-    AtomicU64, AtomicU8,
+    AtomicBool, AtomicU64, AtomicU8,
     Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
 use crate::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -234,6 +241,45 @@ pub(crate) struct Shared {
     sampler: Mutex<()>,
     subs: Mutex<HashMap<String, Arc<sub::SubShared>>>,
     log: LogLimiter,
+    /// How the budget asks its watcher for a usage sample (see [`SampleRequests`]).
+    requests: Padded<SampleRequests>,
+}
+
+/// Released bytes stay counted until a usage sample shows them: a service that reserves and
+/// releases quickly (a reservation per request) would otherwise run out of room it never
+/// used while the watcher samples at its idle pace. So the budget asks its watcher (a guard's
+/// reactor; nobody for a standalone budget) for a sample: *soon* (within the guard's settling
+/// interval) on the first release since the last sample began, and *now* when a request is
+/// refused while released bytes are settling. Each kind is asked at most once per sample.
+struct SampleRequests {
+    hook: std::sync::OnceLock<Box<dyn Fn(SampleUrgency) + Send + Sync>>,
+    asked_soon: AtomicBool,
+    asked_now: AtomicBool,
+}
+
+impl Default for SampleRequests {
+    fn default() -> Self {
+        SampleRequests {
+            hook: std::sync::OnceLock::new(),
+            asked_soon: AtomicBool::new(false),
+            asked_now: AtomicBool::new(false),
+        }
+    }
+}
+
+impl fmt::Debug for SampleRequests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SampleRequests").field("hooked", &self.hook.get().is_some()).finish_non_exhaustive()
+    }
+}
+
+/// How soon the budget needs a usage sample (see [`Budget::on_sample_request`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SampleUrgency {
+    /// Reservations were released: sample within the settling interval.
+    Soon,
+    /// A request was refused while released bytes were settling: sample now.
+    Now,
 }
 
 /// Why a non-forced reservation was refused at a given moment.
@@ -390,6 +436,23 @@ impl Shared {
         if stock::with_cell(self, |cell| cell.add_released(epoch, bytes)).is_none() {
             self.settling[parity(epoch)].fetch_add(bytes, Release);
         }
+        if !self.requests.asked_soon.load(Relaxed) {
+            self.ask_for_sample(SampleUrgency::Soon);
+        }
+    }
+
+    /// Ask the watcher for a sample (at most once per kind and sample; nothing without a hook).
+    fn ask_for_sample(&self, urgency: SampleUrgency) {
+        let r = &self.requests;
+        let asked = match urgency {
+            SampleUrgency::Soon => &r.asked_soon,
+            SampleUrgency::Now => &r.asked_now,
+        };
+        if !asked.swap(true, Relaxed) {
+            if let Some(hook) = r.hook.get() {
+                hook(urgency);
+            }
+        }
     }
 
     /// Subtract `bytes` from `committed` (bytes that were part of it).
@@ -419,6 +482,9 @@ impl Shared {
 
     fn begin_usage_sample(&self) -> UsageSample<'_> {
         let serial = self.sampler.lock().unwrap_or_else(PoisonError::into_inner);
+        // Releases from now on wait for a later sample: they may ask for one again.
+        self.requests.asked_soon.store(false, Relaxed);
+        self.requests.asked_now.store(false, Relaxed);
         // SeqCst read-modify-write before the caller reads the kernel's files.
         let epoch = self.inputs.epoch.fetch_add(1, SeqCst);
         UsageSample { _serial: serial, epoch }
@@ -490,6 +556,11 @@ impl Shared {
         scope: Option<&str>,
     ) -> BudgetExceeded {
         self.counters.refused.fetch_add(1, Relaxed);
+        // Released bytes may be what is missing: settle them now rather than at the idle pace.
+        let settling = self.settling[0].load(Relaxed) > 0 || self.settling[1].load(Relaxed) > 0;
+        if settling || self.requests.asked_soon.load(Relaxed) {
+            self.ask_for_sample(SampleUrgency::Now);
+        }
         if tracing::enabled!(tracing::Level::DEBUG) {
             if let Some(suppressed) = self.log.check() {
                 tracing::debug!(
@@ -536,8 +607,15 @@ impl Budget {
                 sampler: Mutex::new(()),
                 subs: Mutex::new(HashMap::new()),
                 log: LogLimiter::new(Duration::from_secs(1)),
+                requests: Padded::default(),
             }),
         }
+    }
+
+    /// Let `hook` ask for usage samples (a guard's watcher; set once, later calls are ignored):
+    /// see the module docs' "Settling".
+    pub(crate) fn on_sample_request(&self, hook: Box<dyn Fn(SampleUrgency) + Send + Sync>) {
+        let _ = self.shared.requests.hook.set(hook);
     }
 
     /// Record a usage sample (bytes) taken *after* the releases it should reflect: every byte

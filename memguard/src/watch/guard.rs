@@ -30,6 +30,10 @@ pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
     /// Set by the shedding thread after a run: the reactor samples at once on its next wake.
     pub(crate) resample_now: AtomicBool,
+    /// Set by the budget (see [`crate::budget::SampleUrgency`]): the reactor samples within the
+    /// settling interval (`soon`) or at once, at most every 2 ms (`now`).
+    pub(crate) settle_soon: AtomicBool,
+    pub(crate) settle_now: AtomicBool,
     /// [`crate::sys::fork_generation`] and the pid when the guard started.
     fork_generation: u64,
     owner_pid: u32,
@@ -236,6 +240,8 @@ impl MemGuard {
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
             resample_now: AtomicBool::new(false),
+            settle_soon: AtomicBool::new(false),
+            settle_now: AtomicBool::new(false),
             fork_generation: crate::sys::fork_generation(),
             owner_pid: crate::sys::process_id(),
             fds: ForkFds::default(),
@@ -261,6 +267,19 @@ impl MemGuard {
             last_shed: Mutex::new(None),
             config,
         });
+        // The budget asks the reactor for samples as reservations churn (a weak reference: the
+        // budget lives inside `shared`).
+        let weak = Arc::downgrade(&shared);
+        shared.budget.on_sample_request(Box::new(move |urgency| {
+            if let Some(s) = weak.upgrade() {
+                let flag = match urgency {
+                    crate::budget::SampleUrgency::Soon => &s.settle_soon,
+                    crate::budget::SampleUrgency::Now => &s.settle_now,
+                };
+                flag.store(true, Ordering::Release);
+                let _ = s.waker.signal();
+            }
+        }));
         // Detection and arming happen here, on the caller's thread, so errors reach the caller.
         let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx, dispatch_rx.clone(), shed_tx, shed_rx.clone())?;
         let guard = MemGuard { shared: Arc::clone(&shared) };

@@ -40,6 +40,9 @@ const PSI_READ_INTERVAL: Duration = Duration::from_secs(1);
 /// count until a sample shows their memory; see `budget`): at most 20 extra samples a second
 /// while the application releases, none while it does not.
 const BUDGET_SETTLE_INTERVAL: Duration = Duration::from_millis(50);
+/// The shortest gap between samples the budget asks for at once (a refusal while released
+/// bytes settle): under sustained refusals the reactor samples at most this often.
+const SETTLE_NOW_GAP: Duration = Duration::from_millis(2);
 /// The follow-up sample after a v1 usage threshold fired upward below the measure's threshold.
 /// Long enough to count as a separate point for the growth rate (`rate::MIN_PAIR_GAP`).
 const FOLLOW_UP: Duration = Duration::from_millis(2);
@@ -80,6 +83,8 @@ pub(crate) struct Reactor {
     next_psi_read: Instant,
     interval: Duration,
     samples: u64,
+    /// When the latest successful sample began.
+    sampled_at: Instant,
     events_total: BTreeMap<&'static str, u64>,
     level_since: Instant,
     time_in_level: [Duration; 3],
@@ -164,6 +169,7 @@ impl Reactor {
             next_psi_read: now,
             interval: cfg.sampler.min_interval,
             samples: 0,
+            sampled_at: now,
             events_total: BTreeMap::new(),
             level_since: now,
             time_in_level: [Duration::ZERO; 3],
@@ -374,6 +380,13 @@ impl Reactor {
             if self.shared.resample_now.swap(false, Ordering::AcqRel) {
                 signals.push(Signal::Resample);
             }
+            let now = Instant::now();
+            if self.shared.settle_soon.swap(false, Ordering::AcqRel) {
+                self.next_sample = self.next_sample.min(now + BUDGET_SETTLE_INTERVAL);
+            }
+            if self.shared.settle_now.swap(false, Ordering::AcqRel) {
+                self.next_sample = self.next_sample.min((self.sampled_at + SETTLE_NOW_GAP).max(now));
+            }
             return;
         }
         let Ok(i) = usize::try_from(r.token) else { return };
@@ -495,6 +508,7 @@ impl Reactor {
             self.publish_sampler_status();
         }
         self.samples += 1;
+        self.sampled_at = now;
         self.sampled = true;
         if let Some(kills) = sample.v1_oom_kill {
             if let Some(prev) = self.v1_oom_kill {

@@ -26,8 +26,8 @@ r0, t0 = rss(), threads()
 g = memguard.Guard()
 time.sleep(0.5)
 r1, t1 = rss(), threads()
-# 20 000 x 4 KiB: released bytes stay "settling" in the budget until the next sample shows
-# them freed, so a longer loop would be refused once ~the soft limit has churned through.
+# 20 000 x 4 KiB (released bytes settle at the guard's next sample, which the first release
+# after a sample asks for).
 n = 20000
 start = time.perf_counter_ns()
 for _ in range(n):
