@@ -267,8 +267,10 @@ pub fn prepare(root: &Path, target: &Path, build: bool) -> Tools {
 /// The release binaries and libraries every part of the comparison uses.
 fn cargo_build(root: &Path) {
     let status = Command::new("cargo")
-        .args(["build", "--release", "-p", "memguard", "--bin", "memguard", "-p", "memguard-examples"])
-        .args(["-p", "memguard-ffi", "--lib", "-p", "memguard-jni", "-p", "memguard-benches", "--bin", "memguard-e2e"])
+        // Target filters (`--bin`, `--lib`) apply to every `-p`: name each target needed.
+        .args(["build", "--release", "-p", "memguard", "-p", "memguard-examples", "-p", "memguard-ffi"])
+        .args(["-p", "memguard-jni", "-p", "memguard-benches", "--lib"])
+        .args(["--bin", "memguard", "--bin", "cache-worker", "--bin", "memguard-e2e"])
         .current_dir(root)
         .status();
     if !status.is_ok_and(|s| s.success()) {
