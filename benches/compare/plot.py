@@ -137,7 +137,9 @@ def timeline(tl: dict, out: str) -> str:
                        color=color, edgecolors="black", linewidths=0.4, zorder=3)
             ax.scatter(sheds, [usage_at(x["usage"], t) for t in sheds], marker="v", s=18, color=color, zorder=3)
             if not x["survived"] and ts:
-                ax.scatter([ts[-1]], [mib[-1]], marker="X", s=70, color=color, edgecolors="black", zorder=4)
+                # The kill: where usage peaked, at the limit, before the killed process's memory went.
+                k = max(range(len(mib)), key=lambda i: mib[i])
+                ax.scatter([ts[k]], [mib[k]], marker="X", s=70, color=color, edgecolors="black", zorder=4)
         for frac, name, style in ((1.0, "limit", "-"), (LEVEL_CRITICAL, "95% (Critical)", "--"), (LEVEL_WARN, "80% (Warning)", ":")):
             ax.axhline(limit * frac, color="black", linewidth=0.8, linestyle=style)
             ax.text(0.0, limit * frac + 2, name, fontsize=7, va="bottom")
