@@ -4,13 +4,12 @@
 //! and closes every descriptor; the CLI exits 1 with that message; nothing panics.
 //!
 //! `RLIMIT_NPROC` does not bind root, so the real test runs in a child process: this test
-//! binary, copied to a temporary directory and run as an unprivileged uid (`setpriv`) under
-//! `prlimit --nproc`. The child fills the thread allowance with parked threads, then frees
+//! binary (a world-readable copy if the checkout is not reachable) run as an unprivileged uid
+//! (`setpriv`) under `prlimit --nproc`. The child fills the thread allowance with parked threads, then frees
 //! them one at a time so that the guard's first, second and third thread are refused in turn.
 //! In its own test binary: fd and thread counts are process-wide.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,7 +19,7 @@ use memguard::{Error, MemGuard};
 #[path = "support/process.rs"]
 mod process;
 
-use process::{count, guard_threads};
+use process::{count, guard_threads, runnable_by_anyone};
 
 /// A uid no service on these machines uses (the unprivileged-matrix tests use 65534).
 const UID: &str = "64999";
@@ -52,14 +51,6 @@ fn cannot_switch_uid() -> Option<String> {
     None
 }
 
-/// `src` copied into `dir`, executable by anyone (the checkout may sit under a private home).
-fn copy_exec(src: &Path, dir: &Path) -> PathBuf {
-    let dst = dir.join(src.file_name().expect("file name"));
-    std::fs::copy(src, &dst).unwrap_or_else(|e| panic!("copy {}: {e}", src.display()));
-    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    dst
-}
-
 fn unprivileged(nproc: u32, program: &Path) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid", UID, "--regid", UID, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"])
@@ -67,12 +58,6 @@ fn unprivileged(nproc: u32, program: &Path) -> Command {
         .arg(format!("--nproc={nproc}:{nproc}"))
         .arg(program);
     c
-}
-
-fn private_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tmp");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    dir
 }
 
 #[test]
@@ -83,9 +68,8 @@ fn refused_threads_fail_start_cleanly() {
     if let Some(why) = cannot_switch_uid() {
         return unavailable("refused_threads_fail_start_cleanly", &why);
     }
-    let dir = private_dir();
-    let me = copy_exec(&std::env::current_exe().expect("current exe"), dir.path());
-    let out = unprivileged(NPROC, &me)
+    let me = runnable_by_anyone(&std::env::current_exe().expect("current exe").to_string_lossy());
+    let out = unprivileged(NPROC, Path::new(&me))
         .args(["--exact", "child_fills_threads_and_starts_guards", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, "1")
         .output()
@@ -108,11 +92,10 @@ fn cli_reports_a_refused_thread() {
     if let Some(why) = cannot_switch_uid() {
         return unavailable("cli_reports_a_refused_thread", &why);
     }
-    let dir = private_dir();
-    let cli = copy_exec(Path::new(env!("CARGO_BIN_EXE_memguard")), dir.path());
+    let cli = runnable_by_anyone(env!("CARGO_BIN_EXE_memguard"));
     // The CLI's main thread, then `watch`'s signal thread, then the guard's three.
     for nproc in 1..=4 {
-        let out = unprivileged(nproc, &cli).args(["watch", "--json"]).output().expect("run memguard watch");
+        let out = unprivileged(nproc, Path::new(&cli)).args(["watch", "--json"]).output().expect("run memguard watch");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "nproc {nproc}: {stderr}");
         assert!(!stderr.contains("panicked"), "nproc {nproc}: {stderr}");

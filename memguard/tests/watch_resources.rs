@@ -10,6 +10,7 @@ use memguard::MemGuard;
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[path = "support/process.rs"]
+#[allow(dead_code)] // the leak counters only
 mod process;
 
 use process::{count, guard_threads};

@@ -5,6 +5,8 @@
 pub mod cgroup;
 #[path = "../../../memguard/tests/support/confine.rs"]
 pub mod confine;
+#[path = "../../../memguard/tests/support/process.rs"]
+pub mod process;
 
 use std::os::unix::process::ExitStatusExt;
 

@@ -8,6 +8,7 @@ pub mod confine;
 pub mod faults;
 pub mod files;
 pub mod pressure_watch;
+pub mod process;
 pub mod scenarios;
 pub mod unprivileged;
 pub mod watch;
