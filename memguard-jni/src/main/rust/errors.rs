@@ -73,8 +73,8 @@ fn build<'local>(env: &mut JNIEnv<'local>, failure: &Failure) -> jni::errors::Re
     let obj = match failure {
         Failure::Core(e) => {
             let message = env.new_string(e.to_string())?;
-            match e {
-                memguard::Error::InvalidConfig { setting, env_var, value, .. } => {
+            match (e, io_parts(e)) {
+                (memguard::Error::InvalidConfig { setting, env_var, value, .. }, _) => {
                     let setting = env.new_string(*setting)?;
                     let var = match env_var {
                         Some(v) => JObject::from(env.new_string(*v)?),
@@ -92,8 +92,7 @@ fn build<'local>(env: &mut JNIEnv<'local>, failure: &Failure) -> jni::errors::Re
                         ],
                     )?
                 }
-                _ if io_parts(e).is_some() => {
-                    let (path, errno, proc) = io_parts(e).unwrap_or_default();
+                (_, Some((path, errno, proc))) => {
                     let path = env.new_string(path)?;
                     env.new_object(
                         class(&refs.io_error),
