@@ -19,13 +19,21 @@ use memguard::{Error, MemGuard};
 #[path = "support/process.rs"]
 mod process;
 
-use process::{count, guard_threads, runnable_by_anyone};
+use process::{count, guard_threads, guard_threads_once_exited, runnable_by_anyone};
 
 /// A uid no service on these machines uses (the unprivileged-matrix tests use 65534).
 const UID: &str = "64999";
 /// The thread allowance given to the child: enough for the harness, fillers take the rest.
 const NPROC: u32 = 16;
 const CHILD_ENV: &str = "MEMGUARD_THREAD_LIMITS_CHILD";
+
+/// The tests run processes as the same uid, whose `RLIMIT_NPROC` count they share: one at a
+/// time, or the CLI's processes would take slots the child test counts on.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
@@ -62,6 +70,7 @@ fn unprivileged(nproc: u32, program: &Path) -> Command {
 
 #[test]
 fn refused_threads_fail_start_cleanly() {
+    let _serial = serial();
     if std::env::var_os(CHILD_ENV).is_some() {
         return; // in the child, only `child_fills_threads_and_starts_guards` runs
     }
@@ -86,6 +95,7 @@ fn refused_threads_fail_start_cleanly() {
 /// The CLI under a thread limit: exit code 1 and the reason, whichever thread is refused.
 #[test]
 fn cli_reports_a_refused_thread() {
+    let _serial = serial();
     if std::env::var_os(CHILD_ENV).is_some() {
         return;
     }
@@ -138,7 +148,7 @@ fn child_fills_threads_and_starts_guards() {
                 Err(e) => panic!("expected ThreadSpawn, got {e}"),
                 Ok(g) => g.close(),
             }
-            assert_eq!(guard_threads(), 0, "a refused start left a thread running");
+            assert_eq!(guard_threads_once_exited(), 0, "a refused start left a thread running");
             assert_eq!(count("/proc/self/fd"), fds, "a refused start left a descriptor open");
         }
         println!("{k} free slot(s), {REPEATS} starts: refused so far {refused:?}, no thread or fd left");
@@ -162,7 +172,7 @@ fn child_fills_threads_and_starts_guards() {
     }
     assert_eq!(guard_threads(), 3);
     drop(guard);
-    assert_eq!(guard_threads(), 0);
+    assert_eq!(guard_threads_once_exited(), 0);
     assert_eq!(count("/proc/self/fd"), fds);
 }
 

@@ -20,6 +20,18 @@ pub fn guard_threads() -> usize {
         .count()
 }
 
+/// [`guard_threads`] once joined threads are gone from `/proc` (a joined thread's task can
+/// stay listed for a moment after the join returns): polls for up to a second, then counts.
+pub fn guard_threads_once_exited() -> usize {
+    for _ in 0..100 {
+        if guard_threads() == 0 {
+            return 0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    guard_threads()
+}
+
 /// `program` if uid 65534 may run it where it is (every directory above it searchable by
 /// others, the file readable and executable by others), else a copy in a world-readable
 /// directory under the system's temporary directory (a checkout under a private home, such as
