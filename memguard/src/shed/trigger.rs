@@ -196,4 +196,32 @@ mod tests {
             assert_eq!(s.observe(Level::Normal, m * MIB, WARN, STEP, 0, t), None);
         }
     }
+
+    #[test]
+    fn a_second_quiet_sample_changes_nothing() {
+        // The reactor does not send a quiet sample (Normal, below the threshold) right after
+        // another: whatever came before, observing one changes the state the way observing it
+        // twice does.
+        let t0 = Instant::now();
+        let t = t0 + Duration::from_millis(10);
+        let histories: [&[(Level, u64, u64)]; 5] = [
+            &[],
+            &[(Level::Warning, 206, 0)],
+            &[(Level::Critical, 240, 0), (Level::Warning, 210, 3)],
+            &[(Level::Warning, 206, 0), (Level::Warning, 100, 0)],
+            &[(Level::Normal, 300, 0)],
+        ];
+        for history in histories {
+            let mut s = ShedTrigger::new(Duration::from_secs(1));
+            for &(level, m, refused) in history {
+                s.observe(level, m * MIB, WARN, STEP, refused, t0);
+            }
+            assert_eq!(s.observe(Level::Normal, 100 * MIB, WARN, STEP, 0, t), None);
+            let once = format!("{s:?}");
+            for later in [t, t + Duration::from_secs(5)] {
+                assert_eq!(s.observe(Level::Normal, 150 * MIB, WARN, STEP, 7, later), None);
+                assert_eq!(format!("{s:?}"), once, "after {history:?}");
+            }
+        }
+    }
 }

@@ -72,6 +72,8 @@ pub(crate) struct Reactor {
     predicted_level: Level,
     /// A sample was taken since the last publish (the shedding thread hears of it).
     sampled: bool,
+    /// The latest sample the shedding thread heard of was quiet ([`SampleNote::is_quiet`]).
+    shed_heard_quiet: bool,
     /// The steps of the current wake-up, for its events.
     timing: EventTiming,
     v1_oom_kill: Option<u64>,
@@ -160,6 +162,7 @@ impl Reactor {
             time_to_limit: None,
             predicted_level: Level::Normal,
             sampled: false,
+            shed_heard_quiet: false,
             timing: EventTiming::default(),
             v1_oom_kill: None,
             counters: KernelCounters::default(),
@@ -682,8 +685,8 @@ impl Reactor {
         *self.shared.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&snap);
         for kind in pending {
             let event = self.event(kind, level, woke);
-            self.shared.push_pull(event.clone());
-            self.deliver(event, Arc::clone(&snap));
+            self.deliver(event.clone(), Arc::clone(&snap));
+            self.shared.push_pull(event);
         }
         if std::mem::take(&mut self.sampled) {
             if let (Some(s), Some(limit)) = (self.last, snap.limit_bytes) {
@@ -698,7 +701,20 @@ impl Reactor {
                     refusals,
                     at: now,
                 };
-                push_dropping_oldest(&self.shed, &self.shed_rx, note);
+                // The shedding thread is woken only when it may have something to do: a
+                // CPU woken for nothing is one the callbacks' thread may wait for (measured:
+                // the shedding thread ran first on the reactor's CPU while the dispatcher
+                // waited for the other). With no shedder registered it has nothing to run (it
+                // hears the first sample after one registers); a quiet sample (Normal, below
+                // the warning threshold) after another quiet one tells its trigger nothing new
+                // (`ShedTrigger::observe` is then a no-op).
+                let quiet = note.is_quiet();
+                if self.shared.shedders.is_empty() {
+                    self.shed_heard_quiet = false;
+                } else if !(quiet && self.shed_heard_quiet) {
+                    push_dropping_oldest(&self.shed, &self.shed_rx, note);
+                    self.shed_heard_quiet = quiet;
+                }
             }
         }
     }

@@ -3,8 +3,9 @@
 //! reactor.
 //!
 //! The reactor hands it every sample through a one-slot mailbox (a newer sample replaces one
-//! not yet seen). This thread owns the [`ShedTrigger`], which decides from those samples when
-//! to run (level rises, regrowth past the warning threshold, growth despite shedding,
+//! not yet seen), except a quiet sample right after another quiet one
+//! ([`SampleNote::is_quiet`]). This thread owns the [`ShedTrigger`], which decides from those
+//! samples when to run (level rises, regrowth past the warning threshold, growth despite shedding,
 //! persistent pressure). A run sizes its target from the latest snapshot; afterwards the thread
 //! asks the reactor for an immediate sample and ignores samples taken before the run ended, so
 //! it never sheds twice on numbers that predate the memory it just freed.
@@ -37,6 +38,14 @@ pub(crate) struct SampleNote {
     pub(crate) refusals: u64,
     /// When the sample was taken.
     pub(crate) at: Instant,
+}
+
+impl SampleNote {
+    /// Normal and below the warning threshold: the trigger does nothing on such a sample, and
+    /// nothing new on a second one in a row (the reactor does not send those).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.level == Level::Normal && self.measure < self.warn
+    }
 }
 
 /// The bytes to ask the shedders for, from a snapshot: enough to bring the pressure measure

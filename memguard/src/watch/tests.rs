@@ -127,3 +127,28 @@ fn repeated_reactor_panics_mark_the_guard_failed_visibly() {
     guard.close();
     assert!(t.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn a_shedder_registered_while_the_level_is_raised_is_asked() {
+    // The reactor tells the shedding thread nothing while no shedder is registered: one that
+    // registers while the guard already sits at Warning must still be asked.
+    let node = Node::new(85);
+    let guard = MemGuard::start_with(node.builder().config().expect("config")).expect("start");
+    wait_for("warning", Duration::from_secs(5), || guard.level() == Level::Warning);
+    std::thread::sleep(Duration::from_millis(50));
+    let asked = Arc::new(AtomicU64::new(0));
+    let a = Arc::clone(&asked);
+    let _shedder = guard.register_shedder("late", 0, move |want| {
+        a.fetch_add(1, Ordering::SeqCst);
+        want
+    });
+    wait_for("the late shedder asked", Duration::from_secs(5), || asked.load(Ordering::SeqCst) >= 1);
+    // Quiet samples (Normal, below the threshold) are not handed on one by one, yet the next
+    // rise is seen as one.
+    node.set_used(10);
+    wait_for("normal", Duration::from_secs(5), || guard.level() == Level::Normal);
+    std::thread::sleep(Duration::from_millis(50));
+    let before = asked.load(Ordering::SeqCst);
+    node.set_used(85);
+    wait_for("asked again on the next rise", Duration::from_secs(5), || asked.load(Ordering::SeqCst) > before);
+}
