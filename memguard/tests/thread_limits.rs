@@ -16,8 +16,12 @@ use std::time::Duration;
 
 use memguard::{Error, MemGuard};
 
+#[path = "support/ci.rs"]
+mod ci;
 #[path = "support/process.rs"]
 mod process;
+
+use ci::unavailable;
 
 use process::{count, guard_threads, guard_threads_once_exited, runnable_by_anyone};
 
@@ -33,15 +37,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-fn unavailable(test: &str, why: &str) {
-    assert!(!in_ci(), "{test}: required capability missing in CI: {why}");
-    eprintln!("SKIPPED {test}: {why}");
 }
 
 /// Why this machine cannot run the test as another uid, if it cannot.

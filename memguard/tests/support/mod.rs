@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod cgroup;
+mod ci;
 pub mod confine;
 pub mod faults;
 pub mod files;
@@ -12,6 +13,8 @@ pub mod process;
 pub mod scenarios;
 pub mod unprivileged;
 pub mod watch;
+
+pub use ci::unavailable;
 
 /// Registers `support::<module>::<name>(&Kit)` as a test in `kernel_v1.rs` / `kernel_v2.rs`,
 /// which each define `kit(test) -> Option<Kit>`: `kernel_scenario!(budget::name)` or
@@ -39,16 +42,6 @@ impl Drop for Killed {
     }
 }
 
-/// True when running in CI (`CI=true`): a missing kernel capability is then a failure.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Handle a missing capability: panic in CI, print why and return in a local run.
-pub fn unavailable(test: &str, why: &str) {
-    assert!(!in_ci(), "{test}: required kernel capability missing in CI: {why}");
-    eprintln!("SKIPPED {test}: {why}");
-}
 
 /// The Python interpreter for test workloads: `$MEMGUARD_TEST_PYTHON` (set by `cargo xtask test`
 /// for the VM, where pyenv's shim is slow), else `python3`.
