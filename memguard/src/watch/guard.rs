@@ -21,6 +21,7 @@ use super::builder::{Builder, Config};
 use super::dispatch::{self, Callbacks, Msg};
 use super::event::Event;
 use super::reactor::Reactor;
+use super::sample_requests::{SampleRequest, SampleRequests};
 use super::shedding::{self, SampleNote};
 use super::snapshot::Snapshot;
 
@@ -28,12 +29,8 @@ use super::snapshot::Snapshot;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) closing: AtomicBool,
-    /// Set by the shedding thread after a run: the reactor samples at once on its next wake.
-    pub(crate) resample_now: AtomicBool,
-    /// Set by the budget (see [`crate::budget::SampleUrgency`]): the reactor samples within the
-    /// settling interval (`soon`) or at once, at most every 2 ms (`now`).
-    pub(crate) settle_soon: AtomicBool,
-    pub(crate) settle_now: AtomicBool,
+    /// Samples asked for by the shedding thread and the budget (then the waker is signalled).
+    pub(crate) sample_requests: SampleRequests,
     /// [`crate::sys::fork_generation`] and the pid when the guard started.
     fork_generation: u64,
     owner_pid: u32,
@@ -239,9 +236,7 @@ impl MemGuard {
         let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
-            resample_now: AtomicBool::new(false),
-            settle_soon: AtomicBool::new(false),
-            settle_now: AtomicBool::new(false),
+            sample_requests: SampleRequests::default(),
             fork_generation: crate::sys::fork_generation(),
             owner_pid: crate::sys::process_id(),
             fds: ForkFds::default(),
@@ -272,11 +267,10 @@ impl MemGuard {
         let weak = Arc::downgrade(&shared);
         shared.budget.on_sample_request(Box::new(move |urgency| {
             if let Some(s) = weak.upgrade() {
-                let flag = match urgency {
-                    crate::budget::SampleUrgency::Soon => &s.settle_soon,
-                    crate::budget::SampleUrgency::Now => &s.settle_now,
-                };
-                flag.store(true, Ordering::Release);
+                s.sample_requests.request(match urgency {
+                    crate::budget::SampleUrgency::Soon => SampleRequest::SettleSoon,
+                    crate::budget::SampleUrgency::Now => SampleRequest::SettleNow,
+                });
                 let _ = s.waker.signal();
             }
         }));

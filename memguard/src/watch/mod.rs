@@ -14,6 +14,7 @@ mod reactor;
 pub(crate) mod registry;
 #[cfg(all(test, shuttle))]
 mod registry_model_check;
+mod sample_requests;
 pub(crate) mod sampler;
 mod shedding;
 mod snapshot;

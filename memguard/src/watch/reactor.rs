@@ -29,6 +29,7 @@ use crate::sys::{monotonic_ns, Epoll, Ready};
 use super::dispatch::Msg;
 use super::event::{Direction, Event, EventKind, EventTiming};
 use super::guard::{push_dropping_oldest, Shared};
+use super::sample_requests::SampleRequest;
 use super::sampler::{next_interval, Probe, Sample};
 use super::shedding::SampleNote;
 use super::snapshot::{KernelCounters, PsiAverages, Snapshot};
@@ -380,14 +381,15 @@ impl Reactor {
     fn on_ready(&mut self, r: Ready, signals: &mut Vec<Signal>) {
         if r.token == WAKER {
             let _ = self.shared.waker.drain();
-            if self.shared.resample_now.swap(false, Ordering::AcqRel) {
+            let asked = self.shared.sample_requests.take();
+            if asked.has(SampleRequest::AfterShed) {
                 signals.push(Signal::Resample);
             }
             let now = Instant::now();
-            if self.shared.settle_soon.swap(false, Ordering::AcqRel) {
+            if asked.has(SampleRequest::SettleSoon) {
                 self.next_sample = self.next_sample.min(now + BUDGET_SETTLE_INTERVAL);
             }
-            if self.shared.settle_now.swap(false, Ordering::AcqRel) {
+            if asked.has(SampleRequest::SettleNow) {
                 self.next_sample = self.next_sample.min((self.sampled_at + SETTLE_NOW_GAP).max(now));
             }
             return;

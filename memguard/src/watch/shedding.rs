@@ -20,6 +20,7 @@ use crate::level::Level;
 use crate::shed::{target_for, ShedTrigger, DEFAULT_MARGIN};
 
 use super::guard::Shared;
+use super::sample_requests::SampleRequest;
 use super::snapshot::Snapshot;
 
 /// One sample, as the trigger needs it.
@@ -108,7 +109,7 @@ pub(crate) fn run(shared: &Shared, rx: &Receiver<SampleNote>) {
             None
         };
         ignore_up_to = shared.snapshot.read().unwrap_or_else(PoisonError::into_inner).samples;
-        shared.resample_now.store(true, Ordering::Release);
+        shared.sample_requests.request(SampleRequest::AfterShed);
         if let Err(e) = shared.waker.signal() {
             tracing::debug!(error = %e, "cannot wake the reactor after shedding");
         }

@@ -42,7 +42,6 @@ impl Drop for Killed {
     }
 }
 
-
 /// The Python interpreter for test workloads: `$MEMGUARD_TEST_PYTHON` (set by `cargo xtask test`
 /// for the VM, where pyenv's shim is slow), else `python3`.
 pub fn python() -> String {
