@@ -3,9 +3,6 @@
 //! `MemTotal - MemAvailable` read from the fixture's `/proc/meminfo` — so rewriting that file
 //! drives real level changes through the real reactor, dispatcher and pull queue.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,63 +10,20 @@ use std::time::{Duration, Instant};
 use memguard::watch::{EventKind, LimitSource};
 use memguard::{Level, MemGuard};
 
-const TOTAL_KB: u64 = 1_000_000;
+#[path = "support/node.rs"]
+mod node;
 
-struct Node {
-    dir: tempfile::TempDir,
-}
+use memguard::watch::Builder;
+use node::{wait_for, Node, TOTAL_KB};
 
-impl Node {
-    fn new(used_pct: u64) -> Node {
-        let n = Node { dir: tempfile::tempdir().expect("tmp") };
-        std::fs::create_dir_all(n.dir.path().join("proc")).expect("mkdir");
-        n.set_used(used_pct);
-        n
-    }
-
-    /// Rewrite MemAvailable in place (same length, one write) so a concurrent read never sees
-    /// a truncated file.
-    fn set_used(&self, pct: u64) {
-        let avail = TOTAL_KB * (100 - pct) / 100;
-        let text = format!("MemTotal:       {TOTAL_KB:>10} kB\nMemAvailable:   {avail:>10} kB\n");
-        let f = OpenOptions::new().create(true).write(true).truncate(false).open(self.path()).expect("open");
-        f.write_all_at(text.as_bytes(), 0).expect("write");
-    }
-
-    fn path(&self) -> std::path::PathBuf {
-        self.dir.path().join("proc/meminfo")
-    }
-
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn guard(&self) -> MemGuard {
-        MemGuard::builder()
-            .root(self.root())
-            .eviction_threshold(0)
-            .sample_interval(Duration::from_millis(1), Duration::from_millis(10))
-            .event_hold(Duration::from_millis(50))
-            .start()
-            .expect("start")
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("timed out waiting for {what}");
+fn start(node: &Node) -> MemGuard {
+    node.builder().start().expect("start")
 }
 
 #[test]
 fn node_mode_levels_follow_usage_with_hysteresis() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     assert_eq!(guard.level(), Level::Normal);
     let snap = guard.snapshot();
     assert_eq!(snap.limit_source, LimitSource::Node);
@@ -98,7 +52,7 @@ fn node_mode_levels_follow_usage_with_hysteresis() {
 #[test]
 fn pull_api_delivers_level_changes_in_order() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     node.set_used(95);
     let ev = guard.next_event(Duration::from_secs(5)).expect("event");
     assert!(matches!(ev.kind, EventKind::LevelChanged { from: Level::Normal, to: Level::Critical, .. }), "{ev:?}");
@@ -114,7 +68,7 @@ fn pull_api_delivers_level_changes_in_order() {
 #[test]
 fn panicking_callback_is_isolated() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let calls = Arc::new(AtomicUsize::new(0));
     let _bad = guard.on_event(|_| panic!("callback bug"));
     let c = Arc::clone(&calls);
@@ -131,7 +85,7 @@ fn panicking_callback_is_isolated() {
 #[test]
 fn slow_callback_never_delays_the_reactor() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let entered = Arc::new(AtomicUsize::new(0));
     let e = Arc::clone(&entered);
     guard
@@ -151,7 +105,7 @@ fn slow_callback_never_delays_the_reactor() {
 #[test]
 fn callbacks_may_call_back_into_the_guard_and_unsubscribe_themselves() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let handle = guard.handle();
     let calls = Arc::new(AtomicUsize::new(0));
     let nested = Arc::new(AtomicUsize::new(0));
@@ -184,7 +138,7 @@ fn callbacks_may_call_back_into_the_guard_and_unsubscribe_themselves() {
 #[test]
 fn close_from_inside_a_callback() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let h = guard.handle();
     let closed_at = Arc::new(AtomicU64::new(0));
     let c = Arc::clone(&closed_at);
@@ -210,7 +164,7 @@ fn invalid_environment_is_a_clear_error() {
 #[test]
 fn budget_follows_the_guard_refused_at_critical_granted_after() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let soft = guard.budget().soft_limit();
     assert_eq!(soft, TOTAL_KB * 1024 * 85 / 100, "soft limit = 0.85 of the (node) limit");
     let r = guard.try_reserve(1 << 20).expect("granted at Normal");
@@ -229,7 +183,7 @@ fn budget_follows_the_guard_refused_at_critical_granted_after() {
 #[test]
 fn shedders_are_asked_in_priority_order_on_entering_warning() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let calls = Arc::new(Mutex::new(Vec::new()));
     for (name, prio, frees) in [("late", 10, 1u64 << 40), ("first", -5, 1 << 20), ("second", 0, 2 << 20)] {
         let c = Arc::clone(&calls);
@@ -271,7 +225,7 @@ fn psi_disabled_or_missing_is_listed_with_the_reason() {
 #[test]
 fn close_wakes_a_waiting_next_event() {
     let node = Node::new(10);
-    let guard = node.guard();
+    let guard = start(&node);
     let h = guard.handle();
     let waiter = std::thread::spawn(move || {
         let t = Instant::now();

@@ -1,8 +1,6 @@
 //! Watcher tests that need crate internals (a small callback queue, injected reactor panics),
 //! on a node-mode fixture: a root with only `/proc/meminfo`, rewritten to drive levels.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,47 +10,10 @@ use super::event::EventKind;
 use super::guard::MemGuard;
 use crate::level::Level;
 
-const TOTAL_KB: u64 = 1_000_000;
+#[path = "../../tests/support/node.rs"]
+mod node;
 
-struct Node {
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn new(used_pct: u64) -> Node {
-        let n = Node { dir: tempfile::tempdir().expect("tmp") };
-        std::fs::create_dir_all(n.dir.path().join("proc")).expect("mkdir");
-        n.set_used(used_pct);
-        n
-    }
-
-    fn set_used(&self, pct: u64) {
-        let avail = TOTAL_KB * (100 - pct) / 100;
-        let text = format!("MemTotal:       {TOTAL_KB:>10} kB\nMemAvailable:   {avail:>10} kB\n");
-        let path = self.dir.path().join("proc/meminfo");
-        let f = OpenOptions::new().create(true).write(true).truncate(false).open(path).expect("open");
-        f.write_all_at(text.as_bytes(), 0).expect("write");
-    }
-
-    fn builder(&self) -> Builder {
-        Builder::new()
-            .root(self.dir.path())
-            .eviction_threshold(0)
-            .sample_interval(Duration::from_millis(1), Duration::from_millis(10))
-            .event_hold(Duration::from_millis(50))
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    panic!("timed out waiting for {what}");
-}
+use node::{wait_for, Node};
 
 #[test]
 fn a_stuck_callback_bounds_its_queue_and_never_blocks_the_level_or_shedding() {
