@@ -320,19 +320,30 @@ fn leaked_v1_cgroups() -> Result<Vec<String>, String> {
 
 // ----------------------------------------------------------------------- VM ----
 
+/// The end of a VM script: exit with `$rc`, or 99 if it was 0 but a test cgroup was left
+/// behind under `$MEMGUARD_VM_CGROUP`.
+macro_rules! vm_leak_check {
+    () => {
+        r#"
+leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
+if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
+exit $rc
+"#
+    };
+}
+
 /// Run every test binary given as an argument, each into `$MEMGUARD_VM_OUT/<name>.log`, then
 /// fail if any test cgroup was left behind.
-const VM_SCRIPT: &str = r#"
+const VM_SCRIPT: &str = concat!(
+    r#"
 rc=0
 for exe in "$@"; do
   log="$MEMGUARD_VM_OUT/$(basename "$exe").log"
   "$exe" --include-ignored --show-output > "$log" 2>&1 || rc=1
   cat "$log"
-done
-leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
-if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
-exit $rc
-"#;
+done"#,
+    vm_leak_check!()
+);
 
 /// The cgroup v2 test binaries: `(package, test target)`, all run in one VM boot.
 const VM_TESTS: &[(&str, &str)] = &[("memguard", "kernel_v2"), ("memguard-examples", "kernel_v2_shed")];
@@ -885,10 +896,8 @@ fn runc_suites(root: &Path, skip_vm: bool) -> Vec<Suite> {
         return vec![native, v2];
     }
     let start = Instant::now();
-    let script = r#""$@" > "$MEMGUARD_VM_OUT/runc.log" 2>&1; rc=$?; cat "$MEMGUARD_VM_OUT/runc.log"
-leaked=$(ls -d "$MEMGUARD_VM_CGROUP"/memguard-test-* 2>/dev/null)
-if [ -n "$leaked" ]; then echo "LEAKED TEST CGROUPS: $leaked"; [ "$rc" = 0 ] && rc=99; fi
-exit $rc"#;
+    let script =
+        concat!(r#""$@" > "$MEMGUARD_VM_OUT/runc.log" 2>&1; rc=$?; cat "$MEMGUARD_VM_OUT/runc.log""#, vm_leak_check!());
     let command =
         vec!["sh".into(), "-c".into(), script.into(), "sh".into(), exe.to_string_lossy().into_owned(), "runc".into()];
     let outcome = vm::run(&test_vm_options(command, root.to_path_buf()));
