@@ -275,7 +275,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let truth = (!truth.is_empty()).then_some(truth);
     let cost = if opts.cost {
         println!("== compare: cost");
-        Some(cost::measure(&kit, &target))
+        Some(cost::measure(&kit, &root, &target))
     } else {
         None
     };
