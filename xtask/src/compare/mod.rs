@@ -49,7 +49,7 @@ options:
                    unguarded one survives
   --vm-only        only the VM campaign (as --vm), replacing the cgroup v2 survival and truth
                    table in DIR/benchmarks/results.json, then rewrite the report
-  --cost-only      only the cost measurements (about 2 minutes), replacing the cost in
+  --cost-only      only the cost measurements (about 3 minutes), replacing the cost in
                    DIR/benchmarks/results.json, then rewrite the report
   --report-only    measure nothing: rewrite DIR/benchmarks.md and the plots from
                    DIR/benchmarks/results.json (a run's raw data)
