@@ -270,7 +270,7 @@ fn cargo_build(root: &Path) {
         // Target filters (`--bin`, `--lib`) apply to every `-p`: name each target needed.
         .args(["build", "--release", "-p", "memguard", "-p", "memguard-examples", "-p", "memguard-ffi"])
         .args(["-p", "memguard-jni", "-p", "memguard-benches", "--lib"])
-        .args(["--bin", "memguard", "--bin", "cache-worker", "--bin", "memguard-e2e"])
+        .args(["--bin", "memguard", "--bin", "cache-worker", "--bin", "memguard-e2e", "--bin", "cost-probe"])
         .current_dir(root)
         .status();
     if !status.is_ok_and(|s| s.success()) {

@@ -1,7 +1,8 @@
 //! What memguard costs, measured in the same run: event-to-callback latency per source
-//! (`memguard-e2e latency`, Rust), the idle CPU of a guard (`memguard-e2e idle`), the Python
-//! binding's `try_reserve` and the RSS and threads a guard adds to a Python process, and the
-//! wall time of `memguard status` against `java -XshowSettings:system -version`.
+//! (`memguard-e2e latency`, Rust), the idle CPU of a guard (`memguard-e2e idle`), per language
+//! (Rust, C, Python, Java: [`probes`]) the event-to-callback latency in one scenario,
+//! `try_reserve` + release and the RSS and threads a guard adds, and the wall time of
+//! `memguard status` against `java -XshowSettings:system -version`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,33 +13,10 @@ use serde_json::{json, Value};
 
 use crate::runc::cgroup::Kit;
 
-/// Python: `try_reserve`+`release` per call, and what `memguard.Guard()` adds (RSS, threads),
-/// inside a cgroup limited to 256 MiB.
-const PY_COST: &str = r#"
-import json, os, threading, time
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-def threads():
-    return len(os.listdir("/proc/self/task"))
-import memguard
-r0, t0 = rss(), threads()
-g = memguard.Guard()
-time.sleep(0.5)
-r1, t1 = rss(), threads()
-# 20 000 x 4 KiB (released bytes settle at the guard's next sample, which the first release
-# after a sample asks for).
-n = 20000
-start = time.perf_counter_ns()
-for _ in range(n):
-    r = g.try_reserve(4096)
-    r.release()
-per = (time.perf_counter_ns() - start) / n
-g.close()
-print(json.dumps({"try_reserve_release_ns": per, "rss_added": r1 - r0, "threads_added": t1 - t0}))
-"#;
+mod probes;
 
-pub fn measure(kit: &Kit, target: &Path) -> Value {
+/// Measures everything the cost section shows (the probes are built from `root` into `target`).
+pub fn measure(kit: &Kit, root: &Path, target: &Path) -> Value {
     let e2e = target.join("release/memguard-e2e");
     let e2e_out = Command::new(&e2e)
         .args(["all", "--json", "--iterations", "100", "--psi-iterations", "5", "--idle-secs", "20"])
@@ -47,21 +25,17 @@ pub fn measure(kit: &Kit, target: &Path) -> Value {
         Ok(o) => serde_json::from_slice(&o.stdout).unwrap_or_else(|e| json!({"error": format!("memguard-e2e: {e}")})),
         Err(e) => json!({"error": format!("{}: {e}", e2e.display())}),
     };
+    let probe_load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let probe_load: Vec<&str> = probe_load.split_whitespace().take(3).collect();
+    let languages = probes::measure(kit, &probes::Ctx { root, target });
     let cg = kit.cgroup("cost");
     cg.set_limit(256 << 20);
-    let python = crate::runc::python_exe();
-    let py: Value = cg
-        .command(&python, &["-c", PY_COST])
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
-        .unwrap_or_else(|| json!({"error": "the Python cost probe failed"}));
     let memguard = target.join("release/memguard").display().to_string();
     let java = crate::runc::jdk17();
     let status_ms = median_ms(&cg, &[&memguard, "status"]);
     let java_ms = median_ms(&cg, &[&java, "-XshowSettings:system", "-version"]);
     json!({
-        "e2e": e2e_json, "python": py,
+        "e2e": e2e_json, "languages": languages, "probe_load": probe_load.join(" "),
         "status_ms": status_ms, "java_settings_ms": java_ms,
         "command": "memguard-e2e all --json --iterations 100 --psi-iterations 5 --idle-secs 20",
     })
@@ -122,6 +96,9 @@ pub fn markdown(s: &mut String, c: &Value) {
     if let Some(f) = e2e["failures"].as_array().filter(|f| !f.is_empty()) {
         let _ = writeln!(s, "Not measured by the harness: {}.\n", Value::Array(f.clone()));
     }
+    if let Some(languages) = c["languages"].as_array() {
+        probes::markdown(s, languages, c["probe_load"].as_str().unwrap_or("?"));
+    }
     let _ = writeln!(s, "### Footprint and other costs\n");
     let _ = writeln!(s, "| what | figure |");
     let _ = writeln!(s, "|---|---|");
@@ -131,6 +108,7 @@ pub fn markdown(s: &mut String, c: &Value) {
     if let Some(p) = e2e["idle"]["percent_of_one_core"].as_f64() {
         let _ = writeln!(s, "| idle CPU of an in-process guard (Rust) | {p:.3}% of one core |");
     }
+    // Results from before the per-language probes measured Python alone.
     let py = &c["python"];
     if let Some(ns) = py["try_reserve_release_ns"].as_f64() {
         let _ = writeln!(s, "| Python `try_reserve(4096)` + `release()` | {ns:.0} ns per pair |");
@@ -140,8 +118,6 @@ pub fn markdown(s: &mut String, c: &Value) {
             py["rss_added"].as_f64().unwrap_or(0.0) / f64::from(1 << 20),
             py["threads_added"]
         );
-    } else {
-        let _ = writeln!(s, "| Python binding | not measured: {} |", py["error"].as_str().unwrap_or("?"));
     }
     let ms = |v: &Value| v.as_f64().map_or("failed".into(), |x| format!("{x:.0} ms"));
     let _ = writeln!(s, "| `memguard status` wall time (median of 7) | {} |", ms(&c["status_ms"]));
@@ -153,8 +129,7 @@ pub fn markdown(s: &mut String, c: &Value) {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        "Not measured here yet: event-to-callback latency from Python, Java and C (no harness for it exists in \
-         the bindings), `try_reserve` from Rust, C and Java (the Rust figure is `cargo bench -p memguard-benches \
-         --bench budget`, criterion, not run by this command), RSS and threads of a Java or C guard.\n"
+        "Idle CPU is measured for the Rust guard and the CLI only; `try_reserve` in a tight loop by one thread \
+         only (contention: `cargo bench -p memguard-benches --bench budget`, not run by this command).\n"
     );
 }

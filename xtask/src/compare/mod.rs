@@ -28,6 +28,7 @@ use contenders::{Contender, FULL_SPEED};
 const USAGE: &str = "\
 usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--only SUBSTRING] [--rates LIST]
                            [--out DIR] [--skip-truth] [--skip-cost] [--check] [--vm-only] [--report-only] [--short]
+                           [--cost-only]
 
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
 of its own), the detection truth table and the cost measurements, on this machine's kernel, and
@@ -48,6 +49,8 @@ options:
                    unguarded one survives
   --vm-only        only the VM campaign (as --vm), replacing the cgroup v2 survival and truth
                    table in DIR/benchmarks/results.json, then rewrite the report
+  --cost-only      only the cost measurements (about 3 minutes), replacing the cost in
+                   DIR/benchmarks/results.json, then rewrite the report
   --report-only    measure nothing: rewrite DIR/benchmarks.md and the plots from
                    DIR/benchmarks/results.json (a run's raw data)
   --timeline       only the memory-over-time picture: one traced run of each Python contender
@@ -86,6 +89,8 @@ pub struct Options {
     report_only: bool,
     /// Only the VM campaign, replacing the cgroup v2 parts of `out/benchmarks/results.json`.
     vm_only: bool,
+    /// Only the cost measurements, replacing the cost in `out/benchmarks/results.json`.
+    cost_only: bool,
     /// Only the memory-over-time runs (natively, and in the VM with `--vm`), added to
     /// `out/benchmarks/results.json`.
     timeline: bool,
@@ -118,6 +123,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         short: false,
         report_only: false,
         vm_only: false,
+        cost_only: false,
         timeline: false,
     };
     let mut it = args.into_iter();
@@ -139,6 +145,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--report-only" => o.report_only = true,
             "--vm-only" => (o.vm, o.vm_only) = (true, true),
             "--timeline" => o.timeline = true,
+            "--cost-only" => o.cost_only = true,
             "-h" | "--help" => return Ok(None),
             other => return Err(format!("unknown argument `{other}`")),
         }
@@ -164,7 +171,7 @@ pub fn main(args: Vec<String>) -> i32 {
     if opts.inside_vm {
         return inside_vm(&opts);
     }
-    if opts.report_only || opts.vm_only || opts.timeline {
+    if opts.report_only || opts.vm_only || opts.timeline || opts.cost_only {
         let path = opts.out.join("benchmarks/results.json");
         let mut results: Value = match std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
@@ -186,6 +193,15 @@ pub fn main(args: Vec<String>) -> i32 {
                 }
             };
             merge_vm(&mut results, &v);
+        }
+        if opts.cost_only {
+            match cost_only() {
+                Ok(c) => results["cost"] = c,
+                Err(e) => {
+                    eprintln!("xtask compare --cost-only: {e}");
+                    return 1;
+                }
+            }
         }
         if opts.timeline {
             match timelines(&opts) {
@@ -275,7 +291,7 @@ pub fn main(args: Vec<String>) -> i32 {
     let truth = (!truth.is_empty()).then_some(truth);
     let cost = if opts.cost {
         println!("== compare: cost");
-        Some(cost::measure(&kit, &target))
+        Some(cost::measure(&kit, &root, &target))
     } else {
         None
     };
@@ -397,6 +413,18 @@ fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(out_dir.join("survival.json"))
         .map_err(|e| format!("the VM wrote no survival.json (exit {}): {e}", outcome.exit_code))?;
     serde_json::from_str(&text).map_err(|e| format!("survival.json: {e}"))
+}
+
+/// Only the cost measurements ([`cost::measure`]), after building what they run.
+fn cost_only() -> Result<Value, String> {
+    let root = workspace_root();
+    let target = contenders::target_dir(&root);
+    let kit =
+        Kit::v1().or_else(|v1| Kit::v2().map_err(|v2| format!("no writable memory cgroup: v1: {v1}; v2: {v2}")))?;
+    println!("== compare: building the workers");
+    contenders::prepare(&root, &target, true);
+    println!("== compare: cost");
+    Ok(cost::measure(&kit, &root, &target))
 }
 
 /// The memory-over-time runs: natively at `--rates`, and in the VM at `--vm-rates` with `--vm`;

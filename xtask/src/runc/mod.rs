@@ -133,11 +133,25 @@ fn prepare() -> Result<Env, String> {
 /// this one), the JNI library named by `memguard.native.path` (the containers' root is
 /// read-only: nothing to extract to), no perf-data file.
 pub fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
+    let classes = root.join("memguard-jni/target/test-classes");
+    let service = classes.join("io/memguard/DirectCacheService.class");
+    if !service.exists() {
+        return Err(format!(
+            "{} is missing (memguard-jni/run-tests.sh builds the jar, its test classes and the library)",
+            service.display()
+        ));
+    }
+    java_command(root, target, &classes, "io.memguard.DirectCacheService")
+}
+
+/// The JVM command line (OpenJDK 17, or `JDK17`) running `main` from `classes` with the Java
+/// package's jar on the class path and its JNI library named by `memguard.native.path`
+/// (`target/release/libmemguard_jni.so`), a 64 MiB heap, no perf-data file.
+pub fn java_command(root: &Path, target: &Path, classes: &Path, main: &str) -> Result<Vec<String>, String> {
     let java = jdk17();
     let jar = root.join("memguard-jni/target/memguard.jar");
-    let classes = root.join("memguard-jni/target/test-classes");
     let lib = target.join("release/libmemguard_jni.so");
-    for need in [Path::new(&java), &jar, &classes.join("io/memguard/DirectCacheService.class"), &lib] {
+    for need in [Path::new(&java), &jar, &lib] {
         if !need.exists() {
             return Err(format!(
                 "{} is missing (memguard-jni/run-tests.sh builds the jar, its test classes and the library)",
@@ -154,7 +168,7 @@ pub fn java_setup(root: &Path, target: &Path) -> Result<Vec<String>, String> {
         format!("-Dmemguard.native.path={}", lib.display()),
         "-cp".into(),
         format!("{}:{}", jar.display(), classes.display()),
-        "io.memguard.DirectCacheService".into(),
+        main.into(),
     ])
 }
 
@@ -168,15 +182,19 @@ pub fn jdk17() -> String {
 /// through an rpath), compiled into `exe` when missing or older than its inputs. Inside the VM
 /// (a read-only host tree) the host's build is used as is.
 pub fn c_worker(root: &Path, lib_dir: &Path, exe: &Path) -> Result<PathBuf, String> {
+    c_program(root, &root.join("examples/c/cache_worker.c"), lib_dir, exe)
+}
+
+/// A C program of one source file `src`, linked against the C library as [`c_worker`] is.
+pub fn c_program(root: &Path, src: &Path, lib_dir: &Path, exe: &Path) -> Result<PathBuf, String> {
     let lib = lib_dir.join("libmemguard_ffi.so");
-    let src = root.join("examples/c/cache_worker.c");
     let header = root.join("memguard-ffi/include/memguard.h");
     let exe = exe.to_path_buf();
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if !lib.is_file() {
         return Err(format!("{} is not built (cargo build -p memguard-ffi --lib)", lib.display()));
     }
-    let fresh = mtime(&exe).is_some_and(|t| [&lib, &src, &header].iter().all(|p| mtime(p).is_some_and(|m| m <= t)));
+    let fresh = mtime(&exe).is_some_and(|t| [&lib, src, &header].iter().all(|p| mtime(p).is_some_and(|m| m <= t)));
     if fresh || std::env::var_os("MEMGUARD_IN_VM").is_some() {
         return if exe.is_file() { Ok(exe) } else { Err(format!("{} was not built on the host", exe.display())) };
     }
@@ -186,7 +204,7 @@ pub fn c_worker(root: &Path, lib_dir: &Path, exe: &Path) -> Result<PathBuf, Stri
     let out = Command::new("cc")
         .args(["-std=c11", "-O1", "-I"])
         .arg(root.join("memguard-ffi/include"))
-        .arg(&src)
+        .arg(src)
         .arg("-L")
         .arg(lib_dir)
         .arg("-lmemguard_ffi")
