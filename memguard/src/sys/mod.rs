@@ -1,7 +1,9 @@
-//! The system calls std does not wrap — epoll, eventfd, thread ids, the monotonic clock, fork
-//! detection — through `rustix` (owned fds, no hand-written `unsafe`), plus the two libc calls
+//! The system calls std does not wrap — epoll, eventfd, a thread-to-thread [`doorbell`], thread
+//! ids, the monotonic clock, fork detection — through `rustix` (owned fds, no hand-written `unsafe`), plus the two libc calls
 //! rustix does not cover (`pthread_atfork`, and closing descriptors inherited over `fork`),
 //! each with its soundness argument beside it. Reading kernel files goes through `std::fs`.
+
+pub mod doorbell;
 
 use std::fs::File;
 use std::io::{self, Read, Write};

@@ -16,13 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::level::LevelChange;
 use crate::ratelimit::LogLimiter;
+use crate::sys::doorbell::{Bell, Doorbell};
 
 use super::event::{Event, EventKind};
-use super::guard::Shared;
+use super::guard::{push_dropping_oldest, Shared};
 use super::registry::Registry;
 use super::snapshot::Snapshot;
 
@@ -120,9 +121,75 @@ impl Callbacks {
     }
 }
 
+/// The reactor's end of the dispatcher's queue: the queue's sender and the doorbell that wakes
+/// the dispatcher ([`crate::sys::doorbell`]: the woken dispatcher runs on the reactor's CPU as
+/// the reactor goes back to sleep, rather than behind a busy application thread).
+pub(crate) struct DispatchTx {
+    // Field order matters: `tx` drops (the queue disconnects) before the bell's last ring, so
+    // the dispatcher, woken, finds the queue disconnected and ends.
+    tx: Sender<Msg>,
+    rx: Receiver<Msg>,
+    bell: Bell,
+    door_fd: std::os::fd::RawFd,
+}
+
+/// The dispatcher's end.
+pub(crate) struct DispatchRx {
+    rx: Receiver<Msg>,
+    door: Doorbell,
+}
+
+/// A queue of `capacity` messages (the oldest dropped when full) with its doorbell.
+pub(crate) fn queue(capacity: usize) -> std::io::Result<(DispatchTx, DispatchRx)> {
+    let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
+    let (bell, door) = crate::sys::doorbell::doorbell()?;
+    let door_fd = door.raw();
+    Ok((DispatchTx { tx, rx: rx.clone(), bell, door_fd }, DispatchRx { rx, door }))
+}
+
+impl DispatchTx {
+    /// Queue `msg` (dropping the oldest queued message if the dispatcher is behind: a blocked
+    /// callback must not grow memory) and wake the dispatcher. Returns whether one was dropped.
+    pub(crate) fn send(&self, msg: Msg) -> bool {
+        let dropped = push_dropping_oldest(&self.tx, &self.rx, msg);
+        self.bell.ring();
+        dropped
+    }
+
+    /// Both ends' descriptors (for the fork bookkeeping).
+    pub(crate) fn raw_fds(&self) -> [std::os::fd::RawFd; 2] {
+        [self.bell.raw(), self.door_fd]
+    }
+}
+
+impl std::fmt::Debug for DispatchTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DispatchTx").field("queued", &self.tx.len()).finish_non_exhaustive()
+    }
+}
+
+impl DispatchRx {
+    /// The next message; `None` once the reactor is gone.
+    fn next(&self) -> Option<Msg> {
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => return Some(msg),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+            if let Err(e) = self.door.wait(|| !self.rx.is_empty()) {
+                // Not expected; the queue's own blocking receive still works (without the
+                // scheduling hint).
+                tracing::warn!(error = %e, "memguard dispatcher cannot wait on its doorbell; waiting on the queue");
+                return self.rx.recv().ok();
+            }
+        }
+    }
+}
+
 /// The dispatcher loop: until the reactor drops its sender, or the guard closes.
-pub(crate) fn run(shared: &Shared, rx: &Receiver<Msg>) {
-    while let Ok(msg) = rx.recv() {
+pub(crate) fn run(shared: &Shared, rx: &DispatchRx) {
+    while let Some(msg) = rx.next() {
         if shared.closing.load(Ordering::Acquire) {
             break;
         }

@@ -18,7 +18,7 @@ use crate::status::SourceStatus;
 use crate::sys::{EventFd, ForkFds};
 
 use super::builder::{Builder, Config};
-use super::dispatch::{self, Callbacks, Msg};
+use super::dispatch::{self, Callbacks, DispatchRx};
 use super::event::Event;
 use super::reactor::Reactor;
 use super::sample_requests::{SampleRequest, SampleRequests};
@@ -231,7 +231,8 @@ impl MemGuard {
     pub(crate) fn start_with(config: Config) -> Result<MemGuard> {
         let io_err = |what: &str, source: std::io::Error| Error::Io { path: what.into(), source };
         let (pull_tx, pull_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
-        let (dispatch_tx, dispatch_rx) = crossbeam_channel::bounded(config.queue_capacity.max(1));
+        let (dispatch_tx, dispatch_rx) = dispatch::queue(config.queue_capacity)
+            .map_err(|source| Error::Io { path: "dispatcher doorbell (socketpair)".into(), source })?;
         let (shed_tx, shed_rx) = crossbeam_channel::bounded::<SampleNote>(1);
         let (closed_tx, closed_rx) = crossbeam_channel::bounded(0);
         let shared = Arc::new(Shared {
@@ -275,7 +276,7 @@ impl MemGuard {
             }
         }));
         // Detection and arming happen here, on the caller's thread, so errors reach the caller.
-        let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx, dispatch_rx.clone(), shed_tx, shed_rx.clone())?;
+        let reactor = Reactor::new(Arc::clone(&shared), dispatch_tx, shed_tx, shed_rx.clone())?;
         let guard = MemGuard { shared: Arc::clone(&shared) };
         match spawn_threads(&shared, reactor, dispatch_rx, shed_rx) {
             Ok(()) => Ok(guard),
@@ -304,7 +305,7 @@ impl Drop for MemGuard {
 fn spawn_threads(
     shared: &Arc<Shared>,
     reactor: Reactor,
-    dispatch_rx: Receiver<Msg>,
+    dispatch_rx: DispatchRx,
     shed_rx: Receiver<SampleNote>,
 ) -> Result<()> {
     let spawn = |name: &'static str, f: Box<dyn FnOnce() + Send>| -> Result<()> {

@@ -26,7 +26,7 @@ use crate::level::{Level, LevelTracker};
 use crate::limits::Limits;
 use crate::sys::{monotonic_ns, Epoll, Ready};
 
-use super::dispatch::Msg;
+use super::dispatch::{DispatchTx, Msg};
 use super::event::{Direction, Event, EventKind, EventTiming};
 use super::guard::{push_dropping_oldest, Shared};
 use super::sample_requests::SampleRequest;
@@ -60,8 +60,7 @@ pub(crate) struct Reactor {
     probe: Probe,
     sources: Vec<Option<Box<dyn Source>>>,
     tracker: LevelTracker,
-    dispatch: Sender<Msg>,
-    dispatch_rx: Receiver<Msg>,
+    dispatch: DispatchTx,
     shed: Sender<SampleNote>,
     shed_rx: Receiver<SampleNote>,
     last: Option<Sample>,
@@ -132,8 +131,7 @@ impl Reactor {
     /// Detect and arm (on the caller's thread, so errors surface from `start`).
     pub(crate) fn new(
         shared: Arc<Shared>,
-        dispatch: Sender<Msg>,
-        dispatch_rx: Receiver<Msg>,
+        dispatch: DispatchTx,
         shed: Sender<SampleNote>,
         shed_rx: Receiver<SampleNote>,
     ) -> Result<Reactor> {
@@ -155,7 +153,6 @@ impl Reactor {
             limits,
             sources: Vec::new(),
             dispatch,
-            dispatch_rx,
             shed,
             shed_rx,
             last: None,
@@ -198,6 +195,7 @@ impl Reactor {
     /// Every descriptor the reactor holds, and the waker's.
     fn raw_fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.epoll.raw(), self.shared.waker.raw()];
+        fds.extend(self.dispatch.raw_fds());
         fds.extend(self.sources.iter().flatten().flat_map(|s| s.raw_fds()));
         fds.extend(self.probe.raw_fds());
         fds.extend(self.psi_file.iter().map(AsRawFd::as_raw_fd));
@@ -647,7 +645,7 @@ impl Reactor {
     /// behind: a blocked callback must not grow memory).
     fn deliver(&self, mut event: Event, snap: Arc<Snapshot>) {
         event.timing.queued_ns = monotonic_ns();
-        if push_dropping_oldest(&self.dispatch, &self.dispatch_rx, Msg::Event(event, snap)) {
+        if self.dispatch.send(Msg::Event(event, snap)) {
             let n = self.shared.callback_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "memguard callback queue full: a callback blocks; oldest events dropped");
