@@ -36,7 +36,8 @@ writes DIR/benchmarks.md with DIR/benchmarks/*.png and DIR/benchmarks/results.js
 options:
   --runs N         runs per contender and rate natively (default 20)
   --vm             also run the survival campaign inside the cgroup v2 VM (qemu TCG: slow)
-  --vm-runs N      runs per cell in the VM (default 5); the VM runs the contenders marked in_vm
+  --vm-runs N      runs per cell in the VM (default 5); the VM runs the contenders marked in_vm,
+                   the Java ones in a second VM with one vCPU (JIT crashes under multi-vCPU TCG)
   --vm-rates LIST  allocation rates in the VM (default 256,full)
   --only S         only the contenders whose id contains S (repeatable)
   --rates LIST     allocation rates in MiB/s, `full` for as fast as the worker goes
@@ -80,6 +81,8 @@ pub struct Options {
     check: bool,
     /// Set by the host when it runs this command inside the VM (survival only, JSON out).
     inside_vm: bool,
+    /// Inside the VM: only the [`Contender::one_vcpu`] contenders (else all the others).
+    one_vcpu: bool,
     /// Only the short version `cargo xtask test` runs ([`short`]).
     short: bool,
     /// Only rewrite the report from `out/benchmarks/results.json`.
@@ -115,6 +118,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         cost: true,
         check: false,
         inside_vm: false,
+        one_vcpu: false,
         short: false,
         report_only: false,
         vm_only: false,
@@ -135,6 +139,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--skip-cost" => o.cost = false,
             "--check" => o.check = true,
             "--inside-vm" => o.inside_vm = true,
+            "--one-vcpu" => o.one_vcpu = true,
             "--short" => o.short = true,
             "--report-only" => o.report_only = true,
             "--vm-only" => (o.vm, o.vm_only) = (true, true),
@@ -315,6 +320,9 @@ fn merge_vm(results: &mut Value, vm: &Value) {
         if !yes {
             continue;
         }
+        if results[key].is_null() {
+            results[key] = json!([]); // a run made with --skip-truth
+        }
         if let Some(list) = results[key].as_array_mut() {
             list.retain(|x| x["machine"]["cgroup"] != "v2");
             list.push(new.clone());
@@ -369,8 +377,28 @@ pub fn machine(version: Version, in_vm: bool) -> Value {
     json!({"cpu": model, "cores": cores, "kernel": kernel, "cgroup": version_name(version), "emulation": emulation})
 }
 
-/// Runs the survival campaign inside the VM and returns its JSON.
+/// Runs the survival campaign inside the VM and returns its JSON: one boot with two vCPUs for
+/// the truth table and every `in_vm` contender but the [`Contender::one_vcpu`] ones, then (for
+/// the survival campaign, when any is selected) one boot with one vCPU for those, whose cells
+/// are appended (their ids listed in `survival.one_vcpu`).
 fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
+    let mut v = vm_boot(o, root, false)?;
+    let selected = |c: &&Contender| c.in_vm && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())));
+    let one: Vec<&str> = contenders::CONTENDERS.iter().filter(selected).filter(|c| c.one_vcpu).map(|c| c.id).collect();
+    if !o.timeline && !one.is_empty() {
+        println!("== compare: the {} inside a VM with one vCPU", one.join(", "));
+        let single = vm_boot(o, root, true)?;
+        let cells = single["survival"]["cells"].as_array().cloned().unwrap_or_default();
+        if let Some(all) = v["survival"]["cells"].as_array_mut() {
+            all.extend(cells);
+        }
+        v["survival"]["one_vcpu"] = json!(one);
+    }
+    Ok(v)
+}
+
+/// One VM boot of [`vm_campaign`]: `one_vcpu` selects its contenders and its vCPU count.
+fn vm_boot(o: &Options, root: &std::path::Path, one_vcpu: bool) -> Result<Value, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let out_dir = contenders::target_dir(root).join("compare/vm-out");
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -380,16 +408,22 @@ fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
     for s in &o.only {
         command.extend(["--only".into(), s.clone()]);
     }
-    if !o.truth {
+    if !o.truth || one_vcpu {
         command.push("--skip-truth".into());
     }
     if o.timeline {
         command.push("--timeline".into());
     }
+    if one_vcpu {
+        command.push("--one-vcpu".into());
+    }
     let mut opts = vm::VmOptions::new(command);
     opts.cwd = root.to_path_buf();
     opts.out_dir = Some(out_dir.clone());
     opts.timeout = Duration::from_secs(3600);
+    if one_vcpu {
+        opts.cpus = 1;
+    }
     if let Some(py) = crate::runc::python_setup(root).ok().map(|(exe, _)| exe) {
         opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
     }
@@ -443,7 +477,9 @@ fn inside_vm(o: &Options) -> i32 {
     // Charge the workers' text to this cgroup once (re-read over 9p in every small cgroup
     // otherwise, slowly; see the runc suite).
     let tools = contenders::prepare(&root, &target, false);
-    let select = |c: &Contender| c.in_vm && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())));
+    let select = |c: &Contender| {
+        c.in_vm && c.one_vcpu == o.one_vcpu && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())))
+    };
     for c in contenders::CONTENDERS.iter().filter(|c| select(c)) {
         if let Ok(argv) = (c.argv)(&tools, FULL_SPEED) {
             let mut small: Vec<String> = argv.clone();
