@@ -30,8 +30,10 @@ usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--
                            [--out DIR] [--skip-truth] [--skip-cost] [--check] [--vm-only] [--report-only] [--short]
 
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
-of its own), the detection truth table and the cost measurements, on this machine's kernel, and
-writes DIR/benchmarks.md with DIR/benchmarks/*.png and DIR/benchmarks/results.json.
+of its own: 128 MiB cached at once, then 4 MiB entries at the rate up to 320 MiB), the detection
+truth table and the cost measurements, on this machine's kernel, and writes DIR/benchmarks.md
+with DIR/benchmarks/*.png and DIR/benchmarks/results.json. The defaults take about 16 minutes
+on 2 shared cores (the survival runs ~14); --vm adds about 11 (the Java cells in a second VM).
 
 options:
   --runs N         runs per contender and rate natively (default 20)
@@ -41,7 +43,7 @@ options:
   --vm-rates LIST  allocation rates in the VM (default 256,full)
   --only S         only the contenders whose id contains S (repeatable)
   --rates LIST     allocation rates in MiB/s, `full` for as fast as the worker goes
-                   (default 64,256,full)
+                   (default 128,512,full)
   --out DIR        where benchmarks.md and benchmarks/ go (default docs)
   --skip-truth     no detection truth table
   --skip-cost      no cost measurements
@@ -94,6 +96,15 @@ pub struct Options {
     timeline: bool,
 }
 
+/// The native campaign's default rates: slow, medium, as fast as the worker goes. The slow
+/// rate was 64 MiB/s: with 16 contenders x 20 runs per rate, its column alone took 28 of the
+/// run's 43 minutes (a survivor ran 6 s). At 128 and 512 MiB/s, with the workers starting from
+/// a warm cache ([`contenders::WARM_MIB`]) and asking for 1.25x the limit instead of 1.5x
+/// ([`contenders::TOTAL_MIB`]), `--runs 2` took 82 s of survival runs here (128: 49 s, 512:
+/// 20 s, full speed: 13 s), so ~14 min at 20 runs; with the truth table (~20 s), the cost (~90 s)
+/// and a warm build, ~16 min (it was ~43).
+const DEFAULT_RATES: [u64; 3] = [128, 512, FULL_SPEED];
+
 fn rates(list: &str) -> Result<Vec<u64>, String> {
     list.split(',')
         .map(|r| if r == "full" { Ok(FULL_SPEED) } else { r.parse().map_err(|e| format!("rate {r}: {e}")) })
@@ -112,7 +123,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         vm_runs: 5,
         vm_rates: vec![256, FULL_SPEED],
         only: Vec::new(),
-        rates: vec![64, 256, FULL_SPEED],
+        rates: DEFAULT_RATES.to_vec(),
         out: workspace_root().join("docs"),
         truth: true,
         cost: true,
@@ -352,7 +363,7 @@ fn version_name(v: Version) -> &'static str {
 fn campaign_json(machine: &Value, runs: u32, cells: &[survival::Cell], command: &str) -> Value {
     json!({
         "machine": machine, "runs": runs, "limit": survival::LIMIT, "command": command,
-        "total_mib": contenders::TOTAL_MIB, "step_mib": contenders::STEP_MIB,
+        "total_mib": contenders::TOTAL_MIB, "step_mib": contenders::STEP_MIB, "warm_mib": contenders::WARM_MIB,
         "cells": cells.iter().map(survival::Cell::to_json).collect::<Vec<_>>(),
     })
 }

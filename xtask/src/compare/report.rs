@@ -76,8 +76,8 @@ fn markdown(r: &Value, plots: &Result<Vec<String>, String>) -> String {
     let _ = writeln!(s, "## Survival\n");
     let _ = writeln!(
         s,
-        "Every worker is the same growing cache: {} MiB entries requested up to {} MiB in all (1.5x the limit) at \
-         the rate shown, each run in a fresh cgroup of its own limited to 256 MiB. *Survived*: the worker \
+        "Every worker is the same growing cache: {} MiB entries requested up to {} MiB in all ({:.2}x the limit), \
+         {} at the rate shown, each run in a fresh cgroup of its own limited to 256 MiB. *Survived*: the worker \
          finished (exit 0) and the cgroup's `oom_kill` counter stayed 0; *crashed*: it died of a crash (a JVM's \
          fatal error report, or SIGSEGV/SIGILL/SIGBUS/SIGFPE/SIGABRT) without an OOM kill — counted apart, \
          neither survived nor killed. *Peak*: the cgroup's peak usage \
@@ -87,6 +87,14 @@ fn markdown(r: &Value, plots: &Result<Vec<String>, String>) -> String {
          replace entries instead of growing): only detection differs.\n",
         campaigns.first().map_or(Value::Null, |c| c["step_mib"].clone()),
         campaigns.first().map_or(Value::Null, |c| c["total_mib"].clone()),
+        campaigns.first().and_then(|c| c["total_mib"].as_f64()).unwrap_or(0.0) / 256.0,
+        match campaigns.first().and_then(|c| c["warm_mib"].as_u64()) {
+            Some(w) if w > 0 => format!(
+                "the first {w} MiB at once (a service whose cache is already warm, under every detector's \
+                 fixed threshold; memguard's predictive warning may act on that burst) and the rest"
+            ),
+            _ => "all".to_owned(),
+        },
     );
     match plots {
         Ok(p) if !p.is_empty() => {
