@@ -64,9 +64,10 @@ pub struct Contender {
     pub in_vm: bool,
     /// In the VM, runs in a VM of its own with one vCPU: the JVMs (under qemu's multi-threaded
     /// TCG, code HotSpot's JIT patches on one vCPU was seen executed stale on another:
-    /// `memguard-jni/run-tests.sh`, about one JVM in six under its JUnit suites). A precaution
-    /// for these workers: with two vCPUs, 0 of 24 crashed here, and 0 of 24 with
-    /// `-XX:TieredStopAtLevel=1`; with one, 0 of 23 (`compare` counts a crash apart anyway).
+    /// `memguard-jni/run-tests.sh`, about one JVM in six under its JUnit suites). For these
+    /// workers (`benches/compare/jvm-crashes.sh`): with two vCPUs 1 of 72 crashed (SIGSEGV,
+    /// hs_err), 0 of 24 with `-XX:TieredStopAtLevel=1` (too few to tell); with one vCPU 0 of 71.
+    /// `compare` counts a crash apart anyway.
     pub one_vcpu: bool,
     pub expect: Expect,
     /// The worker's command line at `rate` MiB/s, from the built tools.

@@ -137,7 +137,8 @@ fn survival_table(s: &mut String, c: &Value) {
                 Some(ids) if !ids.is_empty() => format!(
                     " {} ran in a second VM with one vCPU: under qemu's multi-threaded TCG, code HotSpot's JIT \
                      patches on one vCPU was seen executed stale on another (hs_err: SIGSEGV/SIGILL in \
-                     C1-compiled methods, about one JVM in six in `memguard-jni/run-tests.sh`).",
+                     C1-compiled methods, about one JVM in six in `memguard-jni/run-tests.sh`; \
+                     `benches/compare/jvm-crashes.sh` counts them).",
                     ids.iter().filter_map(Value::as_str).map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
                 ),
                 _ => String::new(),
