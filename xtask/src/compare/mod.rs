@@ -32,8 +32,8 @@ usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
 of its own: 128 MiB cached at once, then 4 MiB entries at the rate up to 320 MiB), the detection
 truth table and the cost measurements, on this machine's kernel, and writes DIR/benchmarks.md
-with DIR/benchmarks/*.png and DIR/benchmarks/results.json. The defaults take about 16 minutes
-on 2 shared cores (the survival runs ~14); --vm adds about 11 (the Java cells in a second VM).
+with DIR/benchmarks/*.png and DIR/benchmarks/results.json. The defaults take about 17 minutes
+on 2 shared cores (the survival runs ~15); --vm adds about 11 (the Java cells in a second VM).
 
 options:
   --runs N         runs per contender and rate natively (default 20)
@@ -43,7 +43,7 @@ options:
   --vm-rates LIST  allocation rates in the VM (default 256,full)
   --only S         only the contenders whose id contains S (repeatable)
   --rates LIST     allocation rates in MiB/s, `full` for as fast as the worker goes
-                   (default 128,512,full)
+                   (default 96,512,full)
   --out DIR        where benchmarks.md and benchmarks/ go (default docs)
   --skip-truth     no detection truth table
   --skip-cost      no cost measurements
@@ -98,12 +98,13 @@ pub struct Options {
 
 /// The native campaign's default rates: slow, medium, as fast as the worker goes. The slow
 /// rate was 64 MiB/s: with 16 contenders x 20 runs per rate, its column alone took 28 of the
-/// run's 43 minutes (a survivor ran 6 s). At 128 and 512 MiB/s, with the workers starting from
-/// a warm cache ([`contenders::WARM_MIB`]) and asking for 1.25x the limit instead of 1.5x
-/// ([`contenders::TOTAL_MIB`]), `--runs 2` took 82 s of survival runs here (128: 49 s, 512:
-/// 20 s, full speed: 13 s), so ~14 min at 20 runs; with the truth table (~20 s), the cost (~90 s)
-/// and a warm build, ~16 min (it was ~43).
-const DEFAULT_RATES: [u64; 3] = [128, 512, FULL_SPEED];
+/// run's 43 minutes (a survivor ran 6 s). With the workers starting from a warm cache
+/// ([`contenders::WARM_MIB`]) and asking for 1.25x the limit instead of 1.5x
+/// ([`contenders::TOTAL_MIB`]), the columns cost here, per 20 runs: 96 MiB/s ~620 s, 512 MiB/s
+/// ~175 s, full speed ~95 s; with the build, the truth table and the cost (~110 s) the default
+/// run takes ~17 min. 96 rather than 128 MiB/s: the slow column is where a 250 ms poller still
+/// keeps up (the Ray-like one survived every run at 64 and 96 MiB/s, none at 128).
+const DEFAULT_RATES: [u64; 3] = [96, 512, FULL_SPEED];
 
 fn rates(list: &str) -> Result<Vec<u64>, String> {
     list.split(',')
