@@ -82,7 +82,8 @@ def bars(c: dict, out: str, name: str, value, label, xlabel: str, title: str, xl
 
 def survived_label(c: dict, cell: dict) -> str:
     runs = cell["runs"]
-    return f"{sum(r['survived'] for r in runs)}/{len(runs)}"
+    crashed = sum(bool(r.get("crashed")) for r in runs)  # a crash is not an OOM kill: said apart
+    return f"{sum(r['survived'] for r in runs)}/{len(runs)}" + (f" ({crashed} crashed)" if crashed else "")
 
 
 def peak_label(c: dict, cell: dict) -> str:
@@ -129,7 +130,7 @@ def timeline(tl: dict, out: str) -> str:
             color = colors[ids.index(x["id"]) % len(colors)]
             ts = [u[0] for u in x["usage"]]
             mib = [u[1] / (1 << 20) for u in x["usage"]]
-            end = "survived" if x["survived"] else "OOM-killed"
+            end = "survived" if x["survived"] else "OOM-killed" if x.get("oom_kills") else "died (no OOM kill)"
             ax.plot(ts, mib, color=color, linewidth=1.1, label=f"{x['id']} ({end})")
             rises = [(t, e) for t, e in x["events"] if e.startswith("level ") and e[6:].split("->")[1] > e[6:].split("->")[0]]
             sheds = [t for t, e in x["events"] if e.startswith("shed ")]

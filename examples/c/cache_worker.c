@@ -1,7 +1,10 @@
 /* cache_worker — a C service whose malloc'd response cache grows with every request: the
  * classic way a service walks into its container's memory limit.
  *
- *   cache_worker [--guard none|shedder|on_level] [--total MiB] [--rate MiB/s] [--entry MiB]
+ *   cache_worker [--guard none|shedder|on_level] [--total MiB] [--rate MiB/s] [--entry MiB] [--warm MiB]
+ *
+ * The first --warm MiB are cached without pause (a cache already warm when the service starts
+ * growing); --rate applies after them.
  *
  * Without a guard it caches every response until the OOM killer ends it (SIGKILL, exit 137).
  * With one it runs libmemguard:
@@ -92,9 +95,15 @@ static void level_changed(void *user_data, memguard_level from, memguard_level t
     }
 }
 
-static void pace(const struct timespec *start, uint64_t done_bytes, uint64_t rate) {
+/* Keep to `rate` bytes per second once `done_bytes` are past the `warm` ones; `start` becomes the
+ * time the warm part ended. */
+static void pace(struct timespec *start, uint64_t done_bytes, uint64_t warm, uint64_t rate) {
     struct timespec now, wait;
-    double due = (double)done_bytes / (double)rate, elapsed;
+    if (done_bytes <= warm) {
+        clock_gettime(CLOCK_MONOTONIC, start);
+        return;
+    }
+    double due = (double)(done_bytes - warm) / (double)rate, elapsed;
     clock_gettime(CLOCK_MONOTONIC, &now);
     elapsed = (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
     if (due > elapsed) {
@@ -113,7 +122,7 @@ static int fail(const char *what, memguard_result rc) {
 
 int main(int argc, char **argv) {
     const char *mode = "none";
-    uint64_t total = 768 * MIB, rate = 256 * MIB, entry = 1 * MIB;
+    uint64_t total = 768 * MIB, rate = 256 * MIB, entry = 1 * MIB, warm = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--guard") == 0 && i + 1 < argc) {
             mode = argv[++i];
@@ -123,8 +132,10 @@ int main(int argc, char **argv) {
             rate = strtoull(argv[++i], NULL, 10) * MIB;
         } else if (strcmp(argv[i], "--entry") == 0 && i + 1 < argc) {
             entry = strtoull(argv[++i], NULL, 10) * MIB;
+        } else if (strcmp(argv[i], "--warm") == 0 && i + 1 < argc) {
+            warm = strtoull(argv[++i], NULL, 10) * MIB;
         } else {
-            fprintf(stderr, "usage: cache_worker [--guard none|shedder|on_level] [--total MiB] [--rate MiB/s] [--entry MiB]\n");
+            fprintf(stderr, "usage: cache_worker [--guard none|shedder|on_level] [--total MiB] [--rate MiB/s] [--entry MiB] [--warm MiB]\n");
             return 2;
         }
     }
@@ -160,13 +171,14 @@ int main(int argc, char **argv) {
     }
 
     uint64_t served = 0, rejected = 0;
-    struct timespec start, end;
+    struct timespec start, end, paced_from;
     clock_gettime(CLOCK_MONOTONIC, &start);
+    paced_from = start;
     for (uint64_t key = 0; key < requests; key++) {
         memguard_reservation *reservation = NULL;
         if (guard && memguard_reserve(guard, entry, &reservation) != MEMGUARD_OK) {
             rejected++; /* admission control: 503 instead of allocating */
-            pace(&start, (key + 1) * entry, rate);
+            pace(&paced_from, (key + 1) * entry, warm, rate);
             continue;
         }
         unsigned char *response = malloc((size_t)entry);
@@ -179,7 +191,7 @@ int main(int argc, char **argv) {
         cache_insert(&cache, response);
         memguard_reservation_free(reservation); /* the bytes are now in the cache, hence measured */
         served++;
-        pace(&start, (key + 1) * entry, rate);
+        pace(&paced_from, (key + 1) * entry, warm, rate);
     }
     clock_gettime(CLOCK_MONOTONIC, &end);
 

@@ -2,7 +2,7 @@
 //! walks into its container's memory limit.
 //!
 //! ```text
-//! cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M]
+//! cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M] [--warm 0]
 //! ```
 //!
 //! Without `--guard` it caches every response until the OOM killer ends it (exit 137). With
@@ -68,6 +68,9 @@ struct Args {
     total: u64,
     rate: u64,
     entry: usize,
+    /// The first `warm` bytes are cached without pause (a cache already warm when the service
+    /// starts growing); `rate` applies after them.
+    warm: u64,
 }
 
 fn size(s: &str) -> Result<u64, String> {
@@ -81,7 +84,7 @@ fn size(s: &str) -> Result<u64, String> {
 }
 
 fn parse_args() -> Result<Args, String> {
-    let mut a = Args { guard: false, on_level: false, total: 600 << 20, rate: 100 << 20, entry: 1 << 20 };
+    let mut a = Args { guard: false, on_level: false, total: 600 << 20, rate: 100 << 20, entry: 1 << 20, warm: 0 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -91,9 +94,11 @@ fn parse_args() -> Result<Args, String> {
             "--total" => a.total = size(&value()?)?,
             "--rate" => a.rate = size(&value()?)?.max(1),
             "--entry" => a.entry = usize::try_from(size(&value()?)?.max(1)).map_err(|e| e.to_string())?,
+            "--warm" => a.warm = size(&value()?)?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M]".into()
+                    "usage: cache-worker [--guard | --on-level] [--total 600M] [--rate 100M] [--entry 1M] [--warm 0]"
+                        .into(),
                 )
             }
             other => return Err(format!("unknown argument {other:?}")),
@@ -147,6 +152,7 @@ fn main() -> ExitCode {
     let requests = args.total / args.entry as u64;
     let (mut served, mut rejected) = (0u64, 0u64);
     let start = Instant::now();
+    let mut paced_from = start;
     for key in 0..requests {
         if args.on_level && guard.as_ref().is_some_and(|g| g.level() >= memguard::Level::Warning) {
             // Under pressure the cache replaces entries instead of growing.
@@ -158,7 +164,7 @@ fn main() -> ExitCode {
                 Ok(r) => Some(r),
                 Err(_) => {
                     rejected += 1;
-                    pace(start, key + 1, args.entry as u64, args.rate);
+                    pace(&mut paced_from, (key + 1) * args.entry as u64, &args);
                     continue;
                 }
             },
@@ -168,7 +174,7 @@ fn main() -> ExitCode {
         cache.lock().unwrap_or_else(PoisonError::into_inner).insert(key, response);
         drop(reservation); // the bytes are now in the cache, hence in the measured usage
         served += 1;
-        pace(start, key + 1, args.entry as u64, args.rate);
+        pace(&mut paced_from, (key + 1) * args.entry as u64, &args);
     }
     let c = cache.lock().unwrap_or_else(PoisonError::into_inner);
     let (shed_runs, level) = guard.as_ref().map_or((0, "none".to_owned()), |g| {
@@ -184,11 +190,16 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Keep to `rate` bytes per second.
-fn pace(start: Instant, done: u64, entry: u64, rate: u64) {
+/// Keep to `rate` bytes per second once `done` bytes are past the warm part; `paced_from` is
+/// when the warm part ended.
+fn pace(paced_from: &mut Instant, done: u64, args: &Args) {
+    if done <= args.warm {
+        *paced_from = Instant::now();
+        return;
+    }
     #[allow(clippy::cast_precision_loss)]
-    let due = Duration::from_secs_f64((done * entry) as f64 / rate as f64);
-    if let Some(wait) = due.checked_sub(start.elapsed()) {
+    let due = Duration::from_secs_f64((done - args.warm) as f64 / args.rate as f64);
+    if let Some(wait) = due.checked_sub(paced_from.elapsed()) {
         std::thread::sleep(wait);
     }
 }

@@ -13,6 +13,9 @@ cache whenever the level rises, and nothing else (memory regrows at full speed a
 ``on_level`` variant with memguard replaced by a polling watchdog built like Dask's, Ray's or the
 kubelet's (``pollers.py``): the same handler, only detection differs (``cargo xtask compare``).
 
+``--warm`` MiB are cached without pause first (a cache already warm when the service starts
+growing); ``--rate`` applies after them.
+
 ``--events`` prints ``EVENT level <from>-><to>`` and ``EVENT shed <bytes>`` lines on stderr as they
 happen (``cargo xtask compare --timeline`` timestamps them).
 
@@ -37,6 +40,7 @@ def main() -> int:
     p.add_argument("--step", type=float, default=2.0, help="MiB per request")
     p.add_argument("--total", type=float, default=384.0, help="MiB requested in all")
     p.add_argument("--rate", type=float, default=256.0, help="MiB/s")
+    p.add_argument("--warm", type=float, default=0.0, help="MiB cached without pause before --rate applies")
     p.add_argument("--handler-delay-ms", type=float, default=0.0, help="the on_level handler works this long before freeing")
     p.add_argument("--no-predict", action="store_true", help="disable predictive warning (horizon 0)")
     p.add_argument("--events", action="store_true", help="EVENT lines on stderr (level changes, sheds)")
@@ -110,6 +114,7 @@ def main() -> int:
             event(f"level {int(change.previous)}->{int(change.current)}")
 
     n = int(a.total * MIB) // step
+    paced_from = start  # when the warm part ended (start: the guard's start-up counts, as before)
     for i in range(n):
         if (a.guard == "on_level" or polled) and guard.level() >= (1 if polled else memguard.Level.WARNING):
             evict(step)  # under pressure the cache replaces entries instead of growing
@@ -127,8 +132,11 @@ def main() -> int:
             state["served"] += 1
             if reservation is not None:
                 reservation.release()  # the bytes are now in the cache, hence in measured usage
-        due = (i + 1) * step / (a.rate * MIB)
-        wait = due - (time.monotonic() - start)
+        done = (i + 1) * step - a.warm * MIB
+        if done <= 0:
+            paced_from = time.monotonic()  # still warming: no pause
+            continue
+        wait = done / (a.rate * MIB) - (time.monotonic() - paced_from)
         if wait > 0:
             time.sleep(wait)
     out = dict(state, seconds=round(time.monotonic() - start, 3), guard=a.guard)

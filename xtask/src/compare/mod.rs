@@ -31,17 +31,20 @@ usage: cargo xtask compare [--runs N] [--vm] [--vm-runs N] [--vm-rates LIST] [--
                            [--cost-only]
 
 Runs every contender's growing-cache worker toward a 256 MiB limit (each run in a fresh cgroup
-of its own), the detection truth table and the cost measurements, on this machine's kernel, and
-writes DIR/benchmarks.md with DIR/benchmarks/*.png and DIR/benchmarks/results.json.
+of its own: 128 MiB cached at once, then 4 MiB entries at the rate up to 320 MiB), the detection
+truth table and the cost measurements, on this machine's kernel, and writes DIR/benchmarks.md
+with DIR/benchmarks/*.png and DIR/benchmarks/results.json. The defaults take about 17 minutes
+on 2 shared cores (the survival runs ~15); --vm adds about 11 (the Java cells in a second VM).
 
 options:
   --runs N         runs per contender and rate natively (default 20)
   --vm             also run the survival campaign inside the cgroup v2 VM (qemu TCG: slow)
-  --vm-runs N      runs per cell in the VM (default 5); the VM runs the contenders marked in_vm
+  --vm-runs N      runs per cell in the VM (default 5); the VM runs the contenders marked in_vm,
+                   the Java ones in a second VM with one vCPU (JIT crashes under multi-vCPU TCG)
   --vm-rates LIST  allocation rates in the VM (default 256,full)
   --only S         only the contenders whose id contains S (repeatable)
   --rates LIST     allocation rates in MiB/s, `full` for as fast as the worker goes
-                   (default 64,256,full)
+                   (default 96,512,full)
   --out DIR        where benchmarks.md and benchmarks/ go (default docs)
   --skip-truth     no detection truth table
   --skip-cost      no cost measurements
@@ -83,6 +86,8 @@ pub struct Options {
     check: bool,
     /// Set by the host when it runs this command inside the VM (survival only, JSON out).
     inside_vm: bool,
+    /// Inside the VM: only the [`Contender::one_vcpu`] contenders (else all the others).
+    one_vcpu: bool,
     /// Only the short version `cargo xtask test` runs ([`short`]).
     short: bool,
     /// Only rewrite the report from `out/benchmarks/results.json`.
@@ -95,6 +100,16 @@ pub struct Options {
     /// `out/benchmarks/results.json`.
     timeline: bool,
 }
+
+/// The native campaign's default rates: slow, medium, as fast as the worker goes. The slow
+/// rate was 64 MiB/s: with 16 contenders x 20 runs per rate, its column alone took 28 of the
+/// run's 43 minutes (a survivor ran 6 s). With the workers starting from a warm cache
+/// ([`contenders::WARM_MIB`]) and asking for 1.25x the limit instead of 1.5x
+/// ([`contenders::TOTAL_MIB`]), the columns cost here, per 20 runs: 96 MiB/s ~620 s, 512 MiB/s
+/// ~175 s, full speed ~95 s; with the build, the truth table and the cost (~110 s) the default
+/// run takes ~17 min. 96 rather than 128 MiB/s: the slow column is where a 250 ms poller still
+/// keeps up (the Ray-like one survived every run at 64 and 96 MiB/s, none at 128).
+const DEFAULT_RATES: [u64; 3] = [96, 512, FULL_SPEED];
 
 fn rates(list: &str) -> Result<Vec<u64>, String> {
     list.split(',')
@@ -114,12 +129,13 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         vm_runs: 5,
         vm_rates: vec![256, FULL_SPEED],
         only: Vec::new(),
-        rates: vec![64, 256, FULL_SPEED],
+        rates: DEFAULT_RATES.to_vec(),
         out: workspace_root().join("docs"),
         truth: true,
         cost: true,
         check: false,
         inside_vm: false,
+        one_vcpu: false,
         short: false,
         report_only: false,
         vm_only: false,
@@ -141,6 +157,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--skip-cost" => o.cost = false,
             "--check" => o.check = true,
             "--inside-vm" => o.inside_vm = true,
+            "--one-vcpu" => o.one_vcpu = true,
             "--short" => o.short = true,
             "--report-only" => o.report_only = true,
             "--vm-only" => (o.vm, o.vm_only) = (true, true),
@@ -331,6 +348,9 @@ fn merge_vm(results: &mut Value, vm: &Value) {
         if !yes {
             continue;
         }
+        if results[key].is_null() {
+            results[key] = json!([]); // a run made with --skip-truth
+        }
         if let Some(list) = results[key].as_array_mut() {
             list.retain(|x| x["machine"]["cgroup"] != "v2");
             list.push(new.clone());
@@ -360,7 +380,7 @@ fn version_name(v: Version) -> &'static str {
 fn campaign_json(machine: &Value, runs: u32, cells: &[survival::Cell], command: &str) -> Value {
     json!({
         "machine": machine, "runs": runs, "limit": survival::LIMIT, "command": command,
-        "total_mib": contenders::TOTAL_MIB, "step_mib": contenders::STEP_MIB,
+        "total_mib": contenders::TOTAL_MIB, "step_mib": contenders::STEP_MIB, "warm_mib": contenders::WARM_MIB,
         "cells": cells.iter().map(survival::Cell::to_json).collect::<Vec<_>>(),
     })
 }
@@ -385,8 +405,28 @@ pub fn machine(version: Version, in_vm: bool) -> Value {
     json!({"cpu": model, "cores": cores, "kernel": kernel, "cgroup": version_name(version), "emulation": emulation})
 }
 
-/// Runs the survival campaign inside the VM and returns its JSON.
+/// Runs the survival campaign inside the VM and returns its JSON: one boot with two vCPUs for
+/// the truth table and every `in_vm` contender but the [`Contender::one_vcpu`] ones, then (for
+/// the survival campaign, when any is selected) one boot with one vCPU for those, whose cells
+/// are appended (their ids listed in `survival.one_vcpu`).
 fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
+    let mut v = vm_boot(o, root, false)?;
+    let selected = |c: &&Contender| c.in_vm && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())));
+    let one: Vec<&str> = contenders::CONTENDERS.iter().filter(selected).filter(|c| c.one_vcpu).map(|c| c.id).collect();
+    if !o.timeline && !one.is_empty() {
+        println!("== compare: the {} inside a VM with one vCPU", one.join(", "));
+        let single = vm_boot(o, root, true)?;
+        let cells = single["survival"]["cells"].as_array().cloned().unwrap_or_default();
+        if let Some(all) = v["survival"]["cells"].as_array_mut() {
+            all.extend(cells);
+        }
+        v["survival"]["one_vcpu"] = json!(one);
+    }
+    Ok(v)
+}
+
+/// One VM boot of [`vm_campaign`]: `one_vcpu` selects its contenders and its vCPU count.
+fn vm_boot(o: &Options, root: &std::path::Path, one_vcpu: bool) -> Result<Value, String> {
     let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
     let out_dir = contenders::target_dir(root).join("compare/vm-out");
     let _ = std::fs::remove_dir_all(&out_dir);
@@ -396,16 +436,22 @@ fn vm_campaign(o: &Options, root: &std::path::Path) -> Result<Value, String> {
     for s in &o.only {
         command.extend(["--only".into(), s.clone()]);
     }
-    if !o.truth {
+    if !o.truth || one_vcpu {
         command.push("--skip-truth".into());
     }
     if o.timeline {
         command.push("--timeline".into());
     }
+    if one_vcpu {
+        command.push("--one-vcpu".into());
+    }
     let mut opts = vm::VmOptions::new(command);
     opts.cwd = root.to_path_buf();
     opts.out_dir = Some(out_dir.clone());
     opts.timeout = Duration::from_secs(3600);
+    if one_vcpu {
+        opts.cpus = 1;
+    }
     if let Some(py) = crate::runc::python_setup(root).ok().map(|(exe, _)| exe) {
         opts.env.push(("MEMGUARD_TEST_PYTHON".into(), py));
     }
@@ -471,7 +517,9 @@ fn inside_vm(o: &Options) -> i32 {
     // Charge the workers' text to this cgroup once (re-read over 9p in every small cgroup
     // otherwise, slowly; see the runc suite).
     let tools = contenders::prepare(&root, &target, false);
-    let select = |c: &Contender| c.in_vm && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())));
+    let select = |c: &Contender| {
+        c.in_vm && c.one_vcpu == o.one_vcpu && (o.only.is_empty() || o.only.iter().any(|s| c.id.contains(s.as_str())))
+    };
     for c in contenders::CONTENDERS.iter().filter(|c| select(c)) {
         if let Ok(argv) = (c.argv)(&tools, FULL_SPEED) {
             let mut small: Vec<String> = argv.clone();

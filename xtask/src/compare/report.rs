@@ -76,15 +76,25 @@ fn markdown(r: &Value, plots: &Result<Vec<String>, String>) -> String {
     let _ = writeln!(s, "## Survival\n");
     let _ = writeln!(
         s,
-        "Every worker is the same growing cache: {} MiB entries requested up to {} MiB in all (1.5x the limit) at \
-         the rate shown, each run in a fresh cgroup of its own limited to 256 MiB. *Survived*: the worker \
-         finished (exit 0) and the cgroup's `oom_kill` counter stayed 0. *Peak*: the cgroup's peak usage \
+        "Every worker is the same growing cache: {} MiB entries requested up to {} MiB in all ({:.2}x the limit), \
+         {} at the rate shown, each run in a fresh cgroup of its own limited to 256 MiB. *Survived*: the worker \
+         finished (exit 0) and the cgroup's `oom_kill` counter stayed 0; *crashed*: it died of a crash (a JVM's \
+         fatal error report, or SIGSEGV/SIGILL/SIGBUS/SIGFPE/SIGABRT) without an OOM kill — counted apart, \
+         neither survived nor killed. *Peak*: the cgroup's peak usage \
          (v1 `memory.max_usage_in_bytes`, v2 `memory.peak`) as a fraction of the limit, median over the \
          survivors. The polling watchdogs call the same `on_level` handler as the memguard variant of the \
          Python worker (evict the oldest half of the cache when the level rises; while at Warning or above, \
          replace entries instead of growing): only detection differs.\n",
         campaigns.first().map_or(Value::Null, |c| c["step_mib"].clone()),
         campaigns.first().map_or(Value::Null, |c| c["total_mib"].clone()),
+        campaigns.first().and_then(|c| c["total_mib"].as_f64()).unwrap_or(0.0) / 256.0,
+        match campaigns.first().and_then(|c| c["warm_mib"].as_u64()) {
+            Some(w) if w > 0 => format!(
+                "the first {w} MiB at once (a service whose cache is already warm, under every detector's \
+                 fixed threshold; memguard's predictive warning may act on that burst) and the rest"
+            ),
+            _ => "all".to_owned(),
+        },
     );
     match plots {
         Ok(p) if !p.is_empty() => {
@@ -120,9 +130,19 @@ fn survival_table(s: &mut String, c: &Value) {
     if c["machine"]["emulation"].as_str().is_some_and(|e| e.contains("TCG")) {
         let _ = writeln!(
             s,
-            "Inside the emulated VM only the contenders marked `in_vm` in `contenders.rs` run (Python, Rust, C, \
-             Go: the JVM's start-up under TCG would dominate the Java runs; the kubelet-like 10 s poller is left out), at the rates shown, with the run count \
-             above: the emulated CPU is 5-10x slower, so a given MiB/s is a much higher load there.\n"
+            "Inside the emulated VM only the contenders marked `in_vm` in `contenders.rs` run, at the rates shown, \
+             with the run count above: the emulated CPU is 5-10x slower, so a given MiB/s is a much higher load \
+             there.{}\n",
+            match c["one_vcpu"].as_array() {
+                Some(ids) if !ids.is_empty() => format!(
+                    " {} ran in a second VM with one vCPU: under qemu's multi-threaded TCG, code HotSpot's JIT \
+                     patches on one vCPU was seen executed stale on another (hs_err: SIGSEGV/SIGILL in \
+                     C1-compiled methods, about one JVM in six in `memguard-jni/run-tests.sh`; \
+                     `benches/compare/jvm-crashes.sh` counts them).",
+                    ids.iter().filter_map(Value::as_str).map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                ),
+                _ => String::new(),
+            }
         );
     }
     let mut rates: Vec<u64> = cells.iter().filter_map(|x| x["rate"].as_u64()).collect();
@@ -171,7 +191,9 @@ fn survival_table(s: &mut String, c: &Value) {
                     peaks.sort_by(f64::total_cmp);
                     let peak = peaks.get(peaks.len() / 2).map_or("–".to_owned(), |p| format!("{p:.2}"));
                     let kills: u64 = runs.iter().filter_map(|r| r["oom_kills"].as_u64()).sum();
-                    let _ = write!(s, " **{}/{}** | {peak} | {kills} |", ok.len(), runs.len());
+                    let crashed = runs.iter().filter(|r| r["crashed"] == true).count();
+                    let crashed = if crashed > 0 { format!(", **{crashed} crashed**") } else { String::new() };
+                    let _ = write!(s, " **{}/{}** | {peak} | {kills}{crashed} |", ok.len(), runs.len());
                 }
                 None => {
                     let _ = write!(s, " – | | |");

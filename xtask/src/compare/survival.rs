@@ -24,13 +24,36 @@ pub struct Run {
     pub secs: f64,
     /// The worker's last stdout line (its JSON report, or the Java worker's `SURVIVED ...`).
     pub report: String,
+    /// Its stdout has a JVM's fatal error report ([`JVM_CRASH`]).
+    pub fatal_error: bool,
 }
 
 impl Run {
     pub fn survived(&self) -> bool {
         self.exit == 0 && self.oom_kills == 0
     }
+
+    /// The worker crashed: no OOM kill, and a JVM's fatal error report (`hs_err`) or a crash
+    /// signal (SIGILL, SIGABRT, SIGBUS, SIGFPE, SIGSEGV). Not counted as killed: a crash under
+    /// emulation says nothing about how the contender handles memory (see `JVM_CRASH`).
+    pub fn crashed(&self) -> bool {
+        self.oom_kills == 0 && (self.fatal_error || matches!(self.exit, 132 | 134 | 135 | 136 | 139))
+    }
+
+    /// `survived`, `crashed` or `died`, for the progress lines.
+    pub fn outcome(&self) -> &'static str {
+        if self.survived() {
+            "survived"
+        } else if self.crashed() {
+            "CRASHED"
+        } else {
+            "died"
+        }
+    }
 }
+
+/// What HotSpot prints (on stdout) when the JVM itself crashes.
+const JVM_CRASH: &str = "A fatal error has been detected by the Java Runtime Environment";
 
 /// One contender at one rate: its runs, or why it could not run.
 pub struct Cell {
@@ -51,6 +74,10 @@ impl Cell {
             Err(why) => return Some(format!("not run: {why}")),
         };
         let (ok, n) = (self.survivors(), runs.len());
+        let crashed = runs.iter().filter(|r| r.crashed()).count();
+        if crashed > 0 {
+            return Some(format!("{crashed}/{n} run(s) crashed (not OOM-killed): the cell measures nothing"));
+        }
         match self.contender.expect {
             Expect::Survive if ok < n => Some(format!("survived {ok}/{n}, expected every run")),
             Expect::Die if ok > 0 => Some(format!("survived {ok}/{n}, expected the OOM killer every run")),
@@ -64,7 +91,7 @@ impl Cell {
                 .iter()
                 .map(|r| {
                     json!({"exit": r.exit, "oom_kills": r.oom_kills, "peak": r.peak, "secs": r.secs,
-                           "survived": r.survived(), "report": r.report})
+                           "survived": r.survived(), "crashed": r.crashed(), "report": r.report})
                 })
                 .collect(),
             Err(_) => Vec::new(),
@@ -94,7 +121,7 @@ pub fn campaign(kit: &Kit, tools: &Tools, rates: &[u64], runs: u32, select: &dyn
             let line = match &run {
                 Ok(r) => format!(
                     "{} exit {} oom_kill {} peak {:.2} of the limit, {:.2} s",
-                    if r.survived() { "survived" } else { "died" },
+                    r.outcome(),
                     r.exit,
                     r.oom_kills,
                     r.peak as f64 / LIMIT as f64,
@@ -218,6 +245,7 @@ fn run_in_cgroup(kit: &Kit, argv: &[String], mut trace: Option<&mut Trace>) -> R
         peak: peak(&cg, kit.version),
         secs,
         report: out.lines().last().unwrap_or("").chars().take(400).collect(),
+        fatal_error: out.contains(JVM_CRASH),
     })
 }
 
@@ -265,7 +293,7 @@ pub fn timeline(kit: &Kit, tools: &Tools, rates: &[u64], select: &dyn Fn(&Conten
                     println!(
                         "  timeline {id} @ {}: {}, {} usage samples, {} events",
                         rate_name(rate),
-                        if run.survived() { "survived" } else { "died" },
+                        run.outcome(),
                         trace.usage.len(),
                         trace.events.len()
                     );
@@ -279,4 +307,24 @@ pub fn timeline(kit: &Kit, tools: &Tools, rates: &[u64], select: &dyn Fn(&Conten
         }
     }
     series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Run;
+
+    fn run(exit: i32, oom_kills: u64, fatal_error: bool) -> Run {
+        Run { exit, oom_kills, peak: 0, secs: 0.0, report: String::new(), fatal_error }
+    }
+
+    #[test]
+    fn a_crash_is_neither_a_survival_nor_a_kill() {
+        assert_eq!(run(0, 0, false).outcome(), "survived");
+        assert_eq!(run(137, 1, false).outcome(), "died");
+        assert_eq!(run(134, 0, true).outcome(), "CRASHED"); // HotSpot's hs_err, then abort
+        assert_eq!(run(139, 0, false).outcome(), "CRASHED"); // SIGSEGV without an OOM kill
+        assert_eq!(run(1, 0, true).outcome(), "CRASHED");
+        assert_eq!(run(137, 1, true).outcome(), "died"); // the OOM killer came first
+        assert_eq!(run(124, 0, false).outcome(), "died"); // timed out
+    }
 }

@@ -27,7 +27,9 @@ import javax.management.NotificationEmitter;
  *       of growing (the {@code on_level} style of the other languages' workers).</li>
  * </ul>
  *
- * <p>Arguments: {@code MODE REQUESTS [MIB_PER_SECOND]} (no rate, or 0: 1 ms between requests).
+ * <p>Arguments: {@code MODE REQUESTS [MIB_PER_SECOND [WARM_MIB]]} (no rate, or 0: 1 ms between
+ * requests; the first {@code WARM_MIB} are cached without pause, a cache already warm when the
+ * service starts growing, and the rate applies after them).
  * Prints {@code SURVIVED ...} when every request was served or refused.
  */
 public final class DirectCacheService {
@@ -72,7 +74,8 @@ public final class DirectCacheService {
         String mode = args[0];
         int requests = Integer.parseInt(args[1]);
         double rate = args.length > 2 ? Double.parseDouble(args[2]) : 0;
-        long start = System.nanoTime();
+        double warm = args.length > 3 ? Double.parseDouble(args[3]) : 0;
+        long pacedFrom = System.nanoTime(); // then when the warm part ended
         DirectCacheService svc = new DirectCacheService();
         AtomicBoolean fired = new AtomicBoolean();
         MemGuard guard = null;
@@ -144,8 +147,11 @@ public final class DirectCacheService {
                 svc.put();
                 served++;
             }
-            if (rate > 0) {
-                long due = start + (long) ((i + 1) * (CHUNK / (double) (1 << 20)) / rate * 1e9);
+            double done = (i + 1) * (CHUNK / (double) (1 << 20)) - warm;
+            if (rate > 0 && done <= 0) {
+                pacedFrom = System.nanoTime(); // still warming: no pause
+            } else if (rate > 0) {
+                long due = pacedFrom + (long) (done / rate * 1e9);
                 long wait = due - System.nanoTime();
                 if (wait > 0) {
                     Thread.sleep(wait / 1_000_000, (int) (wait % 1_000_000));
