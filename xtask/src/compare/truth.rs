@@ -122,6 +122,7 @@ pub fn rows(kit: &Kit, target: &Path) -> Value {
             "layout": layout, "truth": truth,
             "memguard_limit": status["limit_bytes"], "memguard_applied": status["limit_applied"],
             "memguard_high": status["high_bytes"], "memguard_level": status["level"],
+            "memguard_maybe_hidden": status["limit_maybe_hidden"],
             "armed": status["sources"].as_array().map(|s| s.iter().filter(|x| x["armed"] == true)
                 .filter_map(|x| x["name"].as_str().map(str::to_owned)).collect::<Vec<_>>()),
             "jdk_limit": jdk_limit, "jdk_max_heap": heap,
@@ -334,11 +335,16 @@ pub fn markdown(s: &mut String, tables: &Value) {
                 moved_row(s, r);
                 continue;
             }
-            let mg = match (r["memguard_limit"].as_u64(), r["memguard_high"].as_u64()) {
+            let mut mg = match (r["memguard_limit"].as_u64(), r["memguard_high"].as_u64()) {
                 (Some(_), _) => mib(&r["memguard_limit"]),
                 (None, Some(_)) => format!("none (high {})", mib(&r["memguard_high"])),
                 _ => "none".into(),
             };
+            if r["memguard_maybe_hidden"] == true {
+                // The kernel hides cgroups above a namespace's root: memguard cannot read that
+                // limit and says so (`MEMGUARD_LIMIT` / the Downward API restores it).
+                mg.push_str(", says `limit_maybe_hidden`");
+            }
             let go = if r["automemlimit"].as_u64().is_some_and(|v| v > 0 && v < 1 << 62) {
                 mib(&r["automemlimit"])
             } else {
