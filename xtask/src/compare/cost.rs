@@ -93,6 +93,7 @@ pub fn markdown(s: &mut String, c: &Value) {
         );
     }
     let _ = writeln!(s);
+    breakdown(s, e2e["latency"].as_array().unwrap_or(&empty));
     if let Some(f) = e2e["failures"].as_array().filter(|f| !f.is_empty()) {
         let _ = writeln!(s, "Not measured by the harness: {}.\n", Value::Array(f.clone()));
     }
@@ -127,9 +128,74 @@ pub fn markdown(s: &mut String, c: &Value) {
         ms(&c["java_settings_ms"])
     );
     let _ = writeln!(s);
+    if c["status_ms"].as_f64().is_some() && env["cgroup"] == "v1" {
+        let _ = writeln!(
+            s,
+            "Where `memguard status`'s time goes on cgroup v1: it arms every source it reports, and each v1 \
+             usage threshold (warning, critical and five growth sentinels) is registered through \
+             `cgroup.event_control`, whose kernel side waits for an RCU grace period (`synchronize_rcu` under the \
+             memory cgroup's thresholds lock) — about 8–16 ms per threshold here (`strace -r`), kernel waiting, not \
+             CPU. A guard pays the same once, when it starts.\n"
+        );
+    }
     let _ = writeln!(
         s,
         "Idle CPU is measured for the Rust guard and the CLI only; `try_reserve` in a tight loop by one thread \
          only (contention: `cargo bench -p memguard-benches --bench budget`, not run by this command).\n"
     );
+}
+
+/// memguard's share of wake → callback, step by step (`EventTiming`), per source.
+fn breakdown(s: &mut String, latency: &[Value]) {
+    if latency.iter().all(|l| l["breakdown"].is_null()) {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "Wake → callback step by step (µs, p50 / p99): reading the ready sources, the sample and level update the \
+         wake-up triggers, publishing (snapshot, budget, queueing), and the hand-over to the dispatcher thread \
+         (through a pipe, so the dispatcher runs on the reactor's CPU as the reactor sleeps: \
+         `memguard/src/sys/doorbell.rs`).\n"
+    );
+    let _ = writeln!(s, "| source | read | sample + level | publish | hand-over |");
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for l in latency {
+        let b = &l["breakdown"];
+        if b.is_null() {
+            continue;
+        }
+        let step = |k: &str| format!("{} / {}", us(&b[k], "p50_us"), us(&b[k], "p99_us"));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} |",
+            l["source"].as_str().unwrap_or("?"),
+            step("read"),
+            step("sample"),
+            step("publish"),
+            step("hand_over")
+        );
+    }
+    let _ = writeln!(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breakdown_rows_only_for_sources_that_have_one() {
+        let latency = serde_json::json!([
+            {"source": "v1-threshold-up", "breakdown": {
+                "read": {"p50_us": 9.9, "p99_us": 23.1}, "sample": {"p50_us": 26.0, "p99_us": 55.3},
+                "publish": {"p50_us": 3.0, "p99_us": 7.2}, "hand_over": {"p50_us": 22.7, "p99_us": 298.7}}},
+            {"source": "psi", "breakdown": null}
+        ]);
+        let mut s = String::new();
+        breakdown(&mut s, latency.as_array().expect("array"));
+        assert!(s.contains("| v1-threshold-up | 10 / 23 | 26 / 55 | 3 / 7 | 23 / 299 |"), "{s}");
+        assert!(!s.contains("| psi |"), "{s}");
+        let mut none = String::new();
+        breakdown(&mut none, &[serde_json::json!({"source": "psi"})]);
+        assert!(none.is_empty());
+    }
 }
