@@ -103,6 +103,12 @@ mod status;
 mod sync;
 mod sys;
 pub mod watch;
+/// For memguard's own bindings (a thread of theirs waiting for the core's callbacks): the
+/// [`doorbell`](crate::sys::doorbell) the dispatcher uses. Not part of the stable API.
+#[doc(hidden)]
+pub mod bindings {
+    pub use crate::sys::doorbell::{doorbell, Bell, Doorbell};
+}
 
 pub use budget::{Budget, BudgetExceeded, BudgetStats, Reservation, SubBudget, SubBudgetStats};
 pub use detect::Detector;

@@ -21,6 +21,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use rustix::io::{read, write, Errno};
 use rustix::pipe::{pipe_with, PipeFlags};
 
@@ -105,6 +108,39 @@ impl Doorbell {
         outcome
     }
 
+    /// As [`wait`](Self::wait), for at most `timeout`. Returns false when it timed out.
+    ///
+    /// # Errors
+    /// Polling or reading the pipe failed.
+    pub fn wait_timeout(&self, ready: impl FnOnce() -> bool, timeout: Duration) -> io::Result<bool> {
+        self.sleeping.store(true, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        if ready() {
+            self.sleeping.store(false, Ordering::Relaxed);
+            return Ok(true);
+        }
+        let deadline = Instant::now() + timeout;
+        let outcome = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ts = Timespec {
+                tv_sec: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+                tv_nsec: i64::from(left.subsec_nanos()),
+            };
+            let mut fds = [PollFd::new(&*self.rx, PollFlags::IN)];
+            match poll(&mut fds, Some(&ts)) {
+                Ok(0) => break Ok(false),
+                Ok(_) => {
+                    let mut buf = [0u8; 64];
+                    break read(&*self.rx, &mut buf).map(|_| true).map_err(io::Error::from);
+                }
+                Err(Errno::INTR) => {}
+                Err(e) => break Err(e.into()),
+            }
+        };
+        self.sleeping.store(false, Ordering::Relaxed);
+        outcome
+    }
+
     /// The descriptor (for the fork bookkeeping).
     pub fn raw(&self) -> RawFd {
         self.rx.as_raw_fd()
@@ -115,7 +151,6 @@ impl Doorbell {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
 
     #[test]
     fn no_wake_up_is_lost() {
@@ -146,6 +181,21 @@ mod tests {
         }
         consumer.join().expect("consumer");
         assert_eq!(done.load(Ordering::SeqCst), 20_000);
+    }
+
+    #[test]
+    fn a_timed_wait_times_out_or_is_rung() {
+        let (bell, door) = doorbell().expect("doorbell");
+        let start = std::time::Instant::now();
+        assert!(!door.wait_timeout(|| false, Duration::from_millis(30)).expect("wait"));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let rung = Arc::new(AtomicBool::new(false));
+        let r = Arc::clone(&rung);
+        let t = std::thread::spawn(move || door.wait_timeout(|| r.load(Ordering::SeqCst), Duration::from_secs(30)));
+        std::thread::sleep(Duration::from_millis(20));
+        rung.store(true, Ordering::SeqCst);
+        bell.ring();
+        assert!(t.join().expect("join").expect("woken"), "rung, not timed out");
     }
 
     #[test]

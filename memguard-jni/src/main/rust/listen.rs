@@ -10,19 +10,26 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use jni::objects::JClass;
 use jni::sys::{jint, jlong, jstring};
 use jni::JNIEnv;
+use memguard::bindings::{doorbell, Bell, Doorbell};
 
 use crate::boundary::guarded;
 use crate::errors::jlong_of;
+use crate::errors::Failure;
 use crate::guard::{guard_of, jstr, timeout};
 use crate::handle::{self, Kind};
 
 pub(crate) struct Feed {
     rx: Receiver<String>,
     dropped: Arc<AtomicU64>,
+    /// Rung by the callbacks: a pipe write wakes this thread on the dispatcher's CPU (see
+    /// `memguard::bindings`), where a futex wake could leave it queued behind a busy thread.
+    door: Doorbell,
 }
 
 impl Kind for Feed {
@@ -30,20 +37,39 @@ impl Kind for Feed {
     const NAME: &'static str = "listener feed";
 }
 
-/// Queue `msg`, dropping the oldest message when the queue is full (counted).
-fn push(tx: &Sender<String>, rx: &Receiver<String>, dropped: &AtomicU64, msg: String) {
-    let mut msg = msg;
-    loop {
-        match tx.try_send(msg) {
-            Ok(()) => return,
-            Err(TrySendError::Full(back)) => {
-                msg = back;
-                if rx.try_recv().is_ok() {
-                    dropped.fetch_add(1, Ordering::Relaxed);
+/// An I/O error of the feed's doorbell, as the core reports I/O errors.
+fn feed_io(source: std::io::Error) -> Failure {
+    Failure::Core(memguard::Error::Io { path: "listener feed doorbell (pipe)".into(), source })
+}
+
+/// The callbacks' end of the feed, shared by the event and the level callback.
+struct FeedTx {
+    // Field order matters: `tx` drops (the feed disconnects) before the bell's last ring, so the
+    // listener thread, woken, sees the feed finished.
+    tx: Sender<String>,
+    rx: Receiver<String>,
+    dropped: Arc<AtomicU64>,
+    bell: Bell,
+}
+
+impl FeedTx {
+    /// Queue `msg`, dropping the oldest message when the queue is full (counted), and wake the
+    /// listener thread.
+    fn push(&self, msg: String) {
+        let mut msg = msg;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) => {
+                    msg = back;
+                    if self.rx.try_recv().is_ok() {
+                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
+                Err(TrySendError::Disconnected(_)) => return,
             }
-            Err(TrySendError::Disconnected(_)) => return,
         }
+        self.bell.ring();
     }
 }
 
@@ -61,23 +87,21 @@ pub extern "system" fn Java_io_memguard_NativeLib_listenerFeed<'l>(
         let handle = g.open()?;
         let capacity = usize::try_from(capacity).unwrap_or(1).max(1);
         let (tx, rx) = crossbeam_channel::bounded::<String>(capacity);
+        let (bell, door) = doorbell().map_err(feed_io)?;
         let dropped = Arc::new(AtomicU64::new(0));
-        let (tx2, rx2, dropped2) = (tx.clone(), rx.clone(), Arc::clone(&dropped));
-        let rx1 = rx.clone();
-        let d1 = Arc::clone(&dropped);
+        let feed_tx = Arc::new(FeedTx { tx, rx: rx.clone(), dropped: Arc::clone(&dropped), bell });
+        let levels_tx = Arc::clone(&feed_tx);
         let events = handle.on_event(move |ev| {
             let (json, text) = (memguard::render::event_json(ev), memguard::render::event_text(ev));
-            let msg = serde_json::json!({ "event": json, "text": text }).to_string();
-            push(&tx, &rx1, &d1, msg);
+            feed_tx.push(serde_json::json!({ "event": json, "text": text }).to_string());
         });
         let levels = handle.on_level(move |change, snap| {
             let snap = serde_json::to_string(snap).unwrap_or_default();
-            let msg = serde_json::json!({ "from": change.from, "to": change.to, "snapshot": snap }).to_string();
-            push(&tx2, &rx2, &dropped2, msg);
+            levels_tx.push(serde_json::json!({ "from": change.from, "to": change.to, "snapshot": snap }).to_string());
         });
         g.keep(events)?;
         g.keep(levels)?;
-        Ok(handle::into_handle(Feed { rx, dropped }))
+        Ok(handle::into_handle(Feed { rx, dropped, door }))
     })
 }
 
@@ -94,10 +118,18 @@ pub extern "system" fn Java_io_memguard_NativeLib_nextListenerMessage<'l>(
         // SAFETY: the feed handle is owned by the one Java thread that calls this and frees it
         // after its last call; `get` checks the tag.
         let f = unsafe { handle::get::<Feed>(feed) }?;
-        match f.rx.recv_timeout(timeout(timeout_ns)) {
-            Ok(msg) => jstr(env, &msg),
-            Err(RecvTimeoutError::Timeout) => jstr(env, ""),
-            Err(RecvTimeoutError::Disconnected) => Ok(std::ptr::null_mut()),
+        let deadline = Instant::now() + timeout(timeout_ns);
+        loop {
+            match f.rx.try_recv() {
+                Ok(msg) => return jstr(env, &msg),
+                Err(TryRecvError::Disconnected) => return Ok(std::ptr::null_mut()),
+                Err(TryRecvError::Empty) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let rung = f.door.wait_timeout(|| !f.rx.is_empty(), left).map_err(feed_io)?;
+            if !rung && f.rx.is_empty() {
+                return jstr(env, "");
+            }
         }
     })
 }
