@@ -104,7 +104,7 @@ mod sync;
 mod sys;
 pub mod watch;
 /// For memguard's own bindings (a thread of theirs waiting for the core's callbacks): the
-/// [`doorbell`](crate::sys::doorbell) the dispatcher uses. Not part of the stable API.
+/// doorbell (a pipe) the dispatcher uses. Not part of the stable API.
 #[doc(hidden)]
 pub mod bindings {
     pub use crate::sys::doorbell::{doorbell, Bell, Doorbell};
